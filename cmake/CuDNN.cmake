@@ -1,0 +1,11 @@
+# cuDNN ships no CMake package: look for it beside the CUDA toolkit, then in pip's nvidia/cudnn.
+set(_cudnn_hints "${CUDAToolkit_LIBRARY_DIR}" "${CUDAToolkit_LIBRARY_ROOT}" "${CUDAToolkit_INCLUDE_DIRS}/..")
+if(DEFINED ENV{CUDNN_ROOT})
+  list(PREPEND _cudnn_hints "$ENV{CUDNN_ROOT}")
+endif()
+find_path(CUDNN_INCLUDE_DIR cudnn.h HINTS ${_cudnn_hints} ${CUDAToolkit_INCLUDE_DIRS} PATH_SUFFIXES include REQUIRED)
+find_library(CUDNN_LIBRARY cudnn HINTS ${_cudnn_hints} PATH_SUFFIXES lib lib64 lib/x64 REQUIRED)
+add_library(fer_cudnn INTERFACE)
+target_include_directories(fer_cudnn INTERFACE "${CUDNN_INCLUDE_DIR}")
+target_link_libraries(fer_cudnn INTERFACE "${CUDNN_LIBRARY}")
+message(STATUS "fer_gpu: cuDNN ${CUDNN_LIBRARY}")

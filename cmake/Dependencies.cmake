@@ -1,0 +1,45 @@
+# Host-side dependencies. Each is looked up in the system first, then in FER_DEPS_DIR.
+find_package(Threads REQUIRED)
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+
+find_package(tomlplusplus 3 QUIET)
+if(NOT TARGET tomlplusplus::tomlplusplus)
+  find_path(FER_TOMLPP_INCLUDE toml++/toml.h REQUIRED)
+  add_library(tomlplusplus::tomlplusplus INTERFACE IMPORTED)
+  target_include_directories(tomlplusplus::tomlplusplus INTERFACE "${FER_TOMLPP_INCLUDE}")
+endif()
+
+find_package(CLI11 2 QUIET)
+if(NOT TARGET CLI11::CLI11)
+  find_path(FER_CLI11_INCLUDE CLI/CLI.hpp REQUIRED)
+  add_library(CLI11::CLI11 INTERFACE IMPORTED)
+  target_include_directories(CLI11::CLI11 INTERFACE "${FER_CLI11_INCLUDE}")
+endif()
+
+# stb is header-only; loaders/ compiles its implementation once.
+find_path(FER_STB_INCLUDE stb_image.h PATH_SUFFIXES stb REQUIRED)
+
+# OpenBLAS (threaded) for the CPU backend's GEMMs.
+set(BLA_VENDOR OpenBLAS)
+find_package(BLAS REQUIRED)
+find_path(FER_CBLAS_INCLUDE cblas.h PATH_SUFFIXES openblas-pthread openblas x86_64-linux-gnu/openblas-pthread REQUIRED)
+
+if(FER_BUILD_TESTS)
+  find_package(GTest QUIET)
+  if(NOT TARGET GTest::gtest_main)
+    set(_gtest_src "")
+    foreach(_dir "${FER_DEPS_DIR}/googletest" /usr/src/googletest)
+      if(EXISTS "${_dir}/CMakeLists.txt")
+        set(_gtest_src "${_dir}")
+        break()
+      endif()
+    endforeach()
+    if(NOT _gtest_src)
+      message(FATAL_ERROR "GoogleTest not found: install libgtest-dev or stage its sources in FER_DEPS_DIR/googletest")
+    endif()
+    set(INSTALL_GTEST OFF CACHE BOOL "" FORCE)
+    add_subdirectory("${_gtest_src}" "${CMAKE_BINARY_DIR}/_googletest" EXCLUDE_FROM_ALL)
+    add_library(GTest::gtest ALIAS gtest)
+    add_library(GTest::gtest_main ALIAS gtest_main)
+  endif()
+endif()

@@ -1,0 +1,39 @@
+#include "engine/backend.h"
+
+#include "engine/error.h"
+
+#if FER_HAVE_CUDA
+#include <cuda_runtime.h>
+#endif
+
+namespace fer {
+
+const char* device_name(DeviceKind kind) { return kind == DeviceKind::cuda ? "cuda" : "cpu"; }
+
+bool cuda_device_available(std::string* why_not) {
+#if FER_HAVE_CUDA
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    if (why_not) *why_not = std::string("cudaGetDeviceCount: ") + cudaGetErrorString(err);
+    cudaGetLastError();  // clear the sticky error so later queries start clean
+    return false;
+  }
+  if (count == 0) {
+    if (why_not) *why_not = "no CUDA device present";
+    return false;
+  }
+  return true;
+#else
+  if (why_not) *why_not = "this build has no CUDA backend (configured without nvcc)";
+  return false;
+#endif
+}
+
+#if !FER_HAVE_CUDA
+std::unique_ptr<Backend> make_cuda_backend(int, const BackendOptions&) {
+  throw DeviceError("this build has no CUDA backend (configured without nvcc); use --device cpu");
+}
+#endif
+
+}  // namespace fer

@@ -1,0 +1,255 @@
+#include "engine/graph.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <stdexcept>
+
+#include "engine/error.h"
+#include "engine/nvtx.h"
+#include "kernels/common/philox.h"
+
+namespace fer {
+
+std::string Shape::str() const {
+  std::ostringstream out;
+  out << "(None";
+  for (int d : dims) out << ", " << d;
+  out << ")";
+  return out.str();
+}
+
+Graph::Graph(std::vector<std::unique_ptr<Layer>> layers, Shape input, int classes)
+    : layers_(std::move(layers)), input_shape_(std::move(input)), classes_(classes) {
+  if (layers_.empty()) throw UserError("the model has no layers");
+  shapes_.push_back(input_shape_);
+  layer_params_.resize(layers_.size());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    shapes_.push_back(layers_[i]->infer(shapes_.back()));
+    for (const ParamSpec& spec : layers_[i]->param_specs()) {
+      ParamEntry entry{int(i), spec, spec.trainable ? trainable_count_ : state_count_};
+      (spec.trainable ? trainable_count_ : state_count_) += spec.size();
+      layer_params_[i].push_back(entry);
+    }
+  }
+  const Shape& out = shapes_.back();
+  if (out.rank() != 1 || out.dims[0] != classes_) {
+    throw UserError("the last layer '" + layers_.back()->name() + "' outputs " + out.str() +
+                    " but the model has " + std::to_string(classes_) +
+                    " classes: its units must equal the class count");
+  }
+  if (!layers_.back()->ends_in_softmax()) {
+    throw UserError("the last layer '" + layers_.back()->name() +
+                    "' must end in a softmax (activation = \"softmax\") for categorical "
+                    "cross-entropy");
+  }
+  layers_.back()->emit_logits();
+}
+
+Graph::~Graph() = default;
+
+std::vector<ParamEntry> Graph::all_params() const {
+  std::vector<ParamEntry> all;
+  for (const auto& entries : layer_params_) all.insert(all.end(), entries.begin(), entries.end());
+  return all;
+}
+
+void Graph::plan(std::shared_ptr<Backend> shared, int max_batch, const std::vector<int>& other_batches) {
+  if (backend_) throw std::logic_error("Graph::plan called twice");
+  if (max_batch < 1) throw UserError("batch size must be at least 1");
+  backend_ = std::move(shared);
+  Backend& backend = *backend_;
+  max_batch_ = max_batch;
+  arena_ = std::make_unique<Arena>(backend);
+  Arena& a = *arena_;
+  const Shape& in = input_shape_;
+  const int h = in.rank() == 3 ? in.dims[0] : 1, w = in.rank() == 3 ? in.dims[1] : 1;
+  images_ = a.reserve_array<uint8_t>(int64_t(max_batch) * h * w);
+  draws_ = a.reserve_array<AugmentDraw>(max_batch);
+  labels_ = a.reserve_array<int32_t>(max_batch);
+  input_ = a.reserve_array<float>(max_batch * in.size());
+  params_ = a.reserve_array<float>(std::max<int64_t>(trainable_count_, 1));
+  grads_ = a.reserve_array<float>(std::max<int64_t>(trainable_count_, 1));
+  state_ = a.reserve_array<float>(std::max<int64_t>(state_count_, 1));
+  metrics_ = a.reserve_array<double>(2);
+  probs_ = a.reserve_array<float>(int64_t(max_batch) * classes_);
+
+  int64_t largest = 0;
+  for (const Shape& s : shapes_) largest = std::max(largest, s.size());
+  grad_a_ = a.reserve_array<float>(largest * max_batch);
+  grad_b_ = a.reserve_array<float>(largest * max_batch);
+
+  std::vector<int> batches = other_batches;
+  batches.push_back(max_batch);
+  size_t workspace = 0;
+  nodes_.assign(layers_.size(), Node{});
+  Arena::Slot x = input_;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Node& node = nodes_[i];
+    node.y = layers_[i]->aliases_input() ? x
+                                         : a.reserve_array<float>(shapes_[i + 1].size() * max_batch);
+    node.saved = a.reserve_array<float>(layers_[i]->saved_floats(max_batch));
+    for (int b : batches) {
+      if (b > max_batch) throw std::logic_error("Graph::plan: other batch larger than max_batch");
+      workspace = std::max(workspace, layers_[i]->workspace_bytes(backend, b));
+    }
+    x = node.y;
+  }
+  workspace_ = a.reserve(workspace);
+  a.allocate();
+
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (const ParamEntry& p : layer_params_[i]) {
+      if (p.spec.trainable) {
+        nodes_[i].param_ptrs.push_back(params() + p.offset);
+        nodes_[i].grad_ptrs.push_back(grads() + p.offset);
+      } else {
+        nodes_[i].param_ptrs.push_back(state() + p.offset);
+        nodes_[i].grad_ptrs.push_back(nullptr);
+      }
+    }
+  }
+  out_ = a.at<float>(nodes_.back().y);
+}
+
+void Graph::initialize(uint64_t seed) {
+  if (!backend_) throw std::logic_error("Graph::initialize before plan");
+  seed_ = seed;
+  std::vector<float> params(trainable_count_), state(state_count_);
+  uint64_t stream = 0;
+  for (const ParamEntry& p : all_params()) {
+    float* dst = (p.spec.trainable ? params.data() : state.data()) + p.offset;
+    const int64_t n = p.spec.size();
+    switch (p.spec.init) {
+      case Init::zeros: std::fill(dst, dst + n, 0.0f); break;
+      case Init::ones: std::fill(dst, dst + n, 1.0f); break;
+      case Init::glorot_uniform: {
+        const double limit = std::sqrt(6.0 / double(p.spec.fan_in + p.spec.fan_out));
+        for (int64_t j = 0; j < n; ++j) {
+          const float u = kernels::philox_uniform_at(seed, 0x1000 + stream, uint64_t(j));
+          dst[j] = float((2.0 * u - 1.0) * limit);
+        }
+        break;
+      }
+    }
+    ++stream;
+  }
+  upload_params(params);
+  upload_state(state);
+}
+
+uint8_t* Graph::images() const { return arena_->at<uint8_t>(images_); }
+AugmentDraw* Graph::draws() const { return arena_->at<AugmentDraw>(draws_); }
+int32_t* Graph::labels() const { return arena_->at<int32_t>(labels_); }
+float* Graph::input() const { return arena_->at<float>(input_); }
+float* Graph::params() const { return arena_->at<float>(params_); }
+float* Graph::grads() const { return arena_->at<float>(grads_); }
+float* Graph::state() const { return arena_->at<float>(state_); }
+const float* Graph::logits() const { return out_; }
+
+void Graph::set_batch_from_host(int n, const uint8_t* images, const int32_t* labels,
+                                const AugmentDraw* draws) {
+  if (n < 1 || n > max_batch_) throw std::logic_error("batch size outside the planned range");
+  const int64_t pixels = input_shape_.size();
+  backend_->copy_from_host(this->images(), images, size_t(n) * pixels);
+  backend_->copy_from_host(this->labels(), labels, size_t(n) * sizeof(int32_t));
+  if (draws) backend_->copy_from_host(this->draws(), draws, size_t(n) * sizeof(AugmentDraw));
+  convert_images(n, draws != nullptr);
+}
+
+void Graph::convert_images(int n, bool augment) {
+  const int h = input_shape_.dims[0], w = input_shape_.dims[1];
+  backend_->images_to_float(n, h, w, images(), augment ? draws() : nullptr, input());
+}
+
+LayerIO Graph::io_for(int i, int n, bool training, uint64_t step) const {
+  LayerIO io;
+  io.backend = backend_.get();
+  io.batch = n;
+  io.training = training;
+  io.x = i == 0 ? input() : arena_->at<float>(nodes_[i - 1].y);
+  io.y = arena_->at<float>(nodes_[i].y);
+  io.params = &nodes_[i].param_ptrs;
+  io.grads = &nodes_[i].grad_ptrs;
+  io.saved = arena_->at<float>(nodes_[i].saved);
+  io.workspace = arena_->at<void>(workspace_);
+  io.seed = seed_;
+  io.stream_id = step * 4096 + uint64_t(i);
+  return io;
+}
+
+void Graph::forward(int n, bool training, uint64_t step) {
+  if (n < 1 || n > max_batch_) throw std::logic_error("batch size outside the planned range");
+  for (int i = 0; i < num_layers(); ++i) {
+    if (layers_[i]->aliases_input()) continue;
+    NvtxRange range("fwd/" + layers_[i]->name());
+    layers_[i]->forward(io_for(i, n, training, step));
+  }
+}
+
+void Graph::loss(int n, bool with_grad) {
+  NvtxRange range("loss");
+  backend_->softmax_cross_entropy(n, classes_, out_, labels(),
+                                  with_grad ? arena_->at<float>(grad_a_) : nullptr, 1.0f / float(n),
+                                  arena_->at<double>(metrics_));
+  metric_samples_ += n;
+}
+
+void Graph::backward(int n, uint64_t step) {
+  int first = 0;  // the earliest layer that computes something needs no input gradient
+  while (first < num_layers() && layers_[first]->aliases_input()) ++first;
+  float* dy = arena_->at<float>(grad_a_);
+  float* spare = arena_->at<float>(grad_b_);
+  for (int i = num_layers() - 1; i >= first; --i) {
+    if (layers_[i]->aliases_input()) continue;  // dx is dy, same layout
+    NvtxRange range("bwd/" + layers_[i]->name());
+    LayerIO io = io_for(i, n, true, step);
+    io.dy = dy;
+    io.dx = i == first ? nullptr : spare;
+    layers_[i]->backward(io);
+    std::swap(dy, spare);
+  }
+}
+
+BatchMetrics Graph::take_metrics() {
+  double host[2] = {0.0, 0.0};
+  backend_->synchronize();
+  backend_->copy_to_host(host, arena_->at<double>(metrics_), sizeof(host));
+  backend_->fill(arena_->at<float>(metrics_), 4, 0.0f);
+  BatchMetrics m{host[0], host[1], metric_samples_};
+  metric_samples_ = 0;
+  return m;
+}
+
+std::vector<float> Graph::probabilities(int n) {
+  float* probs = arena_->at<float>(probs_);
+  backend_->activation_forward(Act::softmax, int64_t(n) * classes_, classes_, out_, probs);
+  std::vector<float> host(size_t(n) * classes_);
+  backend_->synchronize();
+  backend_->copy_to_host(host.data(), probs, host.size() * sizeof(float));
+  return host;
+}
+
+namespace {
+std::vector<float> download(Backend& be, const float* p, int64_t n) {
+  std::vector<float> host(n);
+  be.synchronize();
+  if (n) be.copy_to_host(host.data(), p, size_t(n) * sizeof(float));
+  return host;
+}
+void upload(Backend& be, float* p, const std::vector<float>& host, int64_t n, const char* what) {
+  if (int64_t(host.size()) != n) {
+    throw std::invalid_argument(std::string("upload of ") + what + ": expected " +
+                                std::to_string(n) + " floats, got " + std::to_string(host.size()));
+  }
+  if (n) be.copy_from_host(p, host.data(), size_t(n) * sizeof(float));
+}
+}  // namespace
+
+std::vector<float> Graph::download_params() const { return download(*backend_, params(), trainable_count_); }
+std::vector<float> Graph::download_grads() const { return download(*backend_, grads(), trainable_count_); }
+std::vector<float> Graph::download_state() const { return download(*backend_, state(), state_count_); }
+void Graph::upload_params(const std::vector<float>& host) { upload(*backend_, params(), host, trainable_count_, "parameters"); }
+void Graph::upload_state(const std::vector<float>& host) { upload(*backend_, state(), host, state_count_, "state"); }
+
+}  // namespace fer

@@ -1,0 +1,125 @@
+#pragma once
+// The graph executor: an ordered chain of layers with shape inference, one flat buffer each for
+// trainable parameters, their gradients and non-trainable state (BN moving statistics), and an
+// arena of activations/gradients planned once per (model, max batch). It knows nodes, buffers
+// and the backend, not layer types.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/arena.h"
+#include "engine/backend.h"
+#include "engine/layer.h"
+#include "kernels/common/augment.h"
+
+namespace fer {
+
+struct ParamEntry {
+  int layer = 0;
+  ParamSpec spec;
+  int64_t offset = 0;  // floats into params/grads (trainable) or state (non-trainable)
+};
+
+struct BatchMetrics {
+  double loss_sum = 0.0;  // summed per-sample cross-entropy
+  double correct = 0.0;   // samples whose argmax equals the label
+  int64_t samples = 0;
+  double mean_loss() const { return samples ? loss_sum / double(samples) : 0.0; }
+  double accuracy() const { return samples ? correct / double(samples) : 0.0; }
+};
+
+class Graph {
+ public:
+  Graph(std::vector<std::unique_ptr<Layer>> layers, Shape input, int classes);
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  // ---- structure (available before plan) ----
+  int num_layers() const { return int(layers_.size()); }
+  const Layer& layer(int i) const { return *layers_[i]; }
+  Layer& layer(int i) { return *layers_[i]; }
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape(int i) const { return shapes_[i + 1]; }
+  int classes() const { return classes_; }
+  const std::vector<ParamEntry>& params_of_layer(int i) const { return layer_params_[i]; }
+  std::vector<ParamEntry> all_params() const;
+  int64_t trainable_count() const { return trainable_count_; }
+  int64_t non_trainable_count() const { return state_count_; }
+
+  // ---- planning: allocates every buffer once; batches up to max_batch run without allocating.
+  // other_batches lists further batch sizes the run will meet (their workspaces are planned too).
+  // The graph shares ownership of the backend: its buffers must not outlive their allocator.
+  void plan(std::shared_ptr<Backend> backend, int max_batch, const std::vector<int>& other_batches = {});
+  bool planned() const { return backend_ != nullptr; }
+  std::shared_ptr<Backend> shared_backend() const { return backend_; }
+  Backend& backend() const { return *backend_; }
+  int max_batch() const { return max_batch_; }
+  size_t arena_bytes() const { return arena_ ? arena_->total_bytes() : 0; }
+
+  // Keras initialisation (glorot_uniform kernels, zero biases, BN gamma 1, moving variance 1),
+  // from a Philox stream keyed by seed: the same seed gives the same weights everywhere.
+  void initialize(uint64_t seed);
+
+  // ---- input buffers (backend memory) ----
+  uint8_t* images() const;         // [max_batch, h, w] uint8
+  AugmentDraw* draws() const;      // [max_batch]
+  int32_t* labels() const;         // [max_batch]
+  float* input() const;            // [max_batch, h, w, c] float
+  // Copies a host batch in and converts it to the float input (draws may be null: no augmentation).
+  void set_batch_from_host(int n, const uint8_t* images, const int32_t* labels,
+                           const AugmentDraw* draws);
+  // Converts images() (+ draws() when augment) already in backend memory into input().
+  void convert_images(int n, bool augment);
+
+  // ---- execution (asynchronous on the backend; metrics accumulate on the device) ----
+  void forward(int n, bool training, uint64_t step);
+  // Fused softmax + cross-entropy on the logits; with_grad also writes the mean-loss gradient.
+  void loss(int n, bool with_grad);
+  void backward(int n, uint64_t step);
+  // Reads and resets the metrics accumulated since the last call (synchronises).
+  BatchMetrics take_metrics();
+  const float* logits() const;  // [n, classes], pre-softmax
+  // Softmax probabilities of the last forward pass, copied to the host ([n, classes]).
+  std::vector<float> probabilities(int n);
+
+  // ---- parameters ----
+  float* params() const;  // trainable, flat
+  float* grads() const;   // same layout as params
+  float* state() const;   // non-trainable, flat
+  std::vector<float> download_params() const;
+  std::vector<float> download_grads() const;
+  std::vector<float> download_state() const;
+  void upload_params(const std::vector<float>& host);
+  void upload_state(const std::vector<float>& host);
+
+  void set_seed(uint64_t seed) { seed_ = seed; }
+  uint64_t seed() const { return seed_; }
+
+ private:
+  struct Node {
+    Arena::Slot y, saved;
+    std::vector<float*> param_ptrs, grad_ptrs;
+  };
+  LayerIO io_for(int i, int n, bool training, uint64_t step) const;
+
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<Shape> shapes_;  // shapes_[0] = input, shapes_[i+1] = output of layer i
+  std::vector<std::vector<ParamEntry>> layer_params_;
+  Shape input_shape_;
+  int classes_ = 0;
+  int64_t trainable_count_ = 0, state_count_ = 0;
+
+  std::shared_ptr<Backend> backend_;
+  std::unique_ptr<Arena> arena_;  // declared after backend_: destroyed first
+  int max_batch_ = 0;
+  std::vector<Node> nodes_;
+  Arena::Slot images_, draws_, labels_, input_, params_, grads_, state_, metrics_, probs_;
+  Arena::Slot grad_a_, grad_b_, workspace_;
+  const float* out_ = nullptr;  // the last layer's output (logits)
+  uint64_t seed_ = 0;
+  int64_t metric_samples_ = 0;
+};
+
+}  // namespace fer

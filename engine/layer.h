@@ -1,0 +1,89 @@
+#pragma once
+// What the graph executor knows of a layer: shapes, parameter specs, buffer needs, and forward/
+// backward on pointers through a Backend. Concrete layer types live in models/layers/.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+
+namespace fer {
+
+// Per-sample shape: {h, w, c} for feature maps, {features} after Flatten/Dense.
+struct Shape {
+  std::vector<int> dims;
+  int64_t size() const {
+    int64_t s = 1;
+    for (int d : dims) s *= d;
+    return s;
+  }
+  int rank() const { return int(dims.size()); }
+  bool operator==(const Shape&) const = default;
+  std::string str() const;  // Keras style: "(None, 46, 46, 32)"
+};
+
+enum class Init { glorot_uniform, zeros, ones };
+
+struct ParamSpec {
+  std::string name;  // "kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance"
+  std::vector<int> shape;
+  Init init = Init::zeros;
+  bool trainable = true;
+  int fan_in = 0, fan_out = 0;  // for glorot_uniform
+  int64_t size() const {
+    int64_t s = 1;
+    for (int d : shape) s *= d;
+    return s;
+  }
+};
+
+// Pointers for one forward or backward call. params/grads are indexed like param_specs();
+// grads[i] is null for non-trainable parameters.
+struct LayerIO {
+  Backend* backend = nullptr;
+  int batch = 0;
+  bool training = false;
+  const float* x = nullptr;
+  float* y = nullptr;
+  float* dy = nullptr;  // gradient w.r.t. y; a layer may overwrite it (e.g. activation backward)
+  float* dx = nullptr;  // gradient w.r.t. x; null for the first layer
+  const std::vector<float*>* params = nullptr;
+  const std::vector<float*>* grads = nullptr;
+  float* saved = nullptr;     // saved_floats(batch) floats kept from forward to backward
+  void* workspace = nullptr;  // shared scratch of workspace_bytes()
+  uint64_t seed = 0;          // run seed, for dropout
+  uint64_t stream_id = 0;     // unique per (step, layer), for dropout
+};
+
+class Layer {
+ public:
+  virtual ~Layer() = default;
+
+  virtual const char* type() const = 0;
+  const std::string& name() const { return name_; }
+  void set_name(std::string name) { name_ = std::move(name); }
+
+  // Checks the input shape and returns the output shape; throws UserError naming the problem.
+  virtual Shape infer(const Shape& input) = 0;
+  virtual std::vector<ParamSpec> param_specs() const { return {}; }
+  virtual int64_t saved_floats(int batch) const { return 0; }
+  virtual size_t workspace_bytes(Backend& backend, int batch) const { return 0; }
+  // A pure reshape: y is x and dx is dy (Flatten).
+  virtual bool aliases_input() const { return false; }
+
+  virtual void forward(const LayerIO& io) = 0;
+  virtual void backward(const LayerIO& io) = 0;
+
+  // The last layer's softmax is fused into the loss: such a layer is told to output logits.
+  virtual bool ends_in_softmax() const { return false; }
+  virtual void emit_logits() {}
+
+  virtual int64_t forward_flops(int batch) const { return 0; }
+  // Backward usually costs twice the forward (input and parameter gradients).
+  virtual int64_t backward_flops(int batch) const { return 2 * forward_flops(batch); }
+
+ private:
+  std::string name_;
+};
+
+}  // namespace fer

@@ -1,0 +1,51 @@
+#include "engine/optimizer.h"
+
+#include <stdexcept>
+
+#include "engine/nvtx.h"
+
+namespace fer {
+
+Optimizer::Optimizer(std::shared_ptr<Backend> backend, int64_t num_params, const OptimizerConfig& config)
+    : backend_(std::move(backend)), n_(num_params), config_(config),
+      slots_(config.kind == OptimizerConfig::Kind::adam ? 2 : 1) {
+  if (n_ > 0) {
+    buffer_ = static_cast<float*>(backend_->allocate(size_t(slots_ * n_) * sizeof(float)));
+    backend_->fill(buffer_, slots_ * n_, 0.0f);
+  }
+}
+
+Optimizer::~Optimizer() {
+  if (buffer_) backend_->deallocate(buffer_);
+}
+
+void Optimizer::step(float* params, const float* grads) {
+  ++steps_;
+  if (config_.kind == OptimizerConfig::Kind::adam) {
+    NvtxRange range("optim/adam");
+    AdamParams p{config_.learning_rate, config_.beta1, config_.beta2, config_.epsilon, steps_};
+    backend_->adam_update(n_, params, grads, buffer_, buffer_ + n_, p);
+  } else {
+    NvtxRange range("optim/sgd");
+    SgdParams p{config_.learning_rate, config_.momentum, config_.nesterov};
+    backend_->sgd_update(n_, params, grads, buffer_, p);
+  }
+}
+
+std::vector<float> Optimizer::download_state() const {
+  std::vector<float> host(size_t(slots_ * n_));
+  backend_->synchronize();
+  if (!host.empty()) backend_->copy_to_host(host.data(), buffer_, host.size() * sizeof(float));
+  return host;
+}
+
+void Optimizer::upload_state(const std::vector<float>& host, int64_t steps) {
+  if (int64_t(host.size()) != slots_ * n_) {
+    throw std::invalid_argument("optimizer state has " + std::to_string(host.size()) +
+                                " floats, expected " + std::to_string(slots_ * n_));
+  }
+  if (!host.empty()) backend_->copy_from_host(buffer_, host.data(), host.size() * sizeof(float));
+  steps_ = steps;
+}
+
+}  // namespace fer

@@ -1,0 +1,107 @@
+#pragma once
+// A run's whole configuration from one TOML file: the model (name, input, classes, layer table),
+// the training recipe, the data, augmentation, checkpointing and callbacks. Parsing is strict:
+// unknown keys, wrong types and impossible values are UserErrors naming file, line and key.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/graph.h"
+#include "engine/optimizer.h"
+
+namespace fer::models {
+
+struct LayerSpec {
+  std::string type;  // "Conv2D"
+  std::string name;  // "conv2d_1" (Keras' automatic naming unless the config names it)
+  int line = 0;      // line of its [[layers]] header
+};
+
+struct ModelSpec {
+  std::string name;
+  std::vector<int> input_shape{48, 48, 1};
+  int classes = 0;
+  std::vector<LayerSpec> layers;
+};
+
+struct TrainSpec {
+  OptimizerConfig optimizer;
+  int batch_size = 128;
+  int epochs = 50;
+  uint64_t seed = 1;
+  bool drop_last = true;  // steps_per_epoch = n // batch, like the original project
+};
+
+struct DataSpec {
+  std::string path = "data/fer2013.csv";
+  std::vector<int> drop_classes;  // FER2013 ids (0 angry ... 6 neutral) left out, e.g. {1}
+  std::vector<std::string> train_usage{"Training"};
+  std::vector<std::string> validation_usage{"PublicTest", "PrivateTest"};
+};
+
+struct AugmentSpec {
+  float shear_range = 0.0f;  // degrees, as Keras' ImageDataGenerator takes it
+  float zoom_range = 0.0f;
+  bool horizontal_flip = false;
+  bool enabled() const { return shear_range > 0.0f || zoom_range > 0.0f || horizontal_flip; }
+};
+
+// Monitored quantities: "loss", "accuracy", "val_loss", "val_accuracy".
+struct CheckpointSpec {
+  std::string monitor = "val_accuracy";
+  std::string mode = "max";  // "min", "max" or "auto" (Keras: max for accuracies, else min)
+};
+
+struct ReduceLrSpec {
+  bool enabled = false;
+  std::string monitor = "val_loss";
+  std::string mode = "auto";
+  float factor = 0.1f;
+  int patience = 10;
+  float min_delta = 1e-4f;
+  int cooldown = 0;
+  float min_lr = 0.0f;
+};
+
+struct EarlyStoppingSpec {
+  bool enabled = false;
+  std::string monitor = "val_loss";
+  std::string mode = "auto";
+  int patience = 0;
+  float min_delta = 0.0f;
+  bool restore_best_weights = false;
+};
+
+struct ParsedToml;
+
+struct RunConfig {
+  std::string path;         // as given
+  std::string source_text;  // the file's text, for the run directory and checkpoints
+  ModelSpec model;
+  TrainSpec train;
+  DataSpec data;
+  AugmentSpec augment;
+  CheckpointSpec checkpoint;
+  ReduceLrSpec reduce_lr;
+  EarlyStoppingSpec early_stopping;
+  std::shared_ptr<const ParsedToml> parsed;
+};
+
+// Reads and validates a config file; also builds the graph once so impossible shapes are
+// reported now, with the line of the layer at fault.
+RunConfig load_run_config(const std::string& path);
+// Same, from text already in memory (checkpoints carry their config); `origin` names it in errors.
+RunConfig parse_run_config(const std::string& text, const std::string& origin);
+
+// Builds the model's graph (shape inference done, not yet planned on a backend).
+std::unique_ptr<Graph> build_graph(const RunConfig& config);
+
+// A hash of the architecture (layer types, names, shapes, parameter shapes) that checkpoints
+// carry so a checkpoint is never loaded into a different model.
+uint64_t architecture_hash(const Graph& graph);
+
+// "min" or "max" for a monitored quantity under a mode of "auto".
+std::string resolve_mode(const std::string& monitor, const std::string& mode);
+
+}  // namespace fer::models

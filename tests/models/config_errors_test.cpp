@@ -1,0 +1,167 @@
+// Bad configs are refused with a message naming the file, the line and the key.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "engine/error.h"
+#include "models/run_config.h"
+
+namespace {
+
+const char* kHeader = R"([model]
+name = "tiny"
+classes = 6
+
+[data]
+drop_classes = [1]
+)";
+
+// Returns the UserError message for a config text, failing the test if it parses.
+std::string error_of(const std::string& text) {
+  try {
+    fer::models::parse_run_config(text, "bad.toml");
+  } catch (const fer::UserError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "config was accepted:\n" << text;
+  return "";
+}
+
+std::string layers(const std::string& body) { return std::string(kHeader) + body; }
+
+const char* kTail = R"(
+[[layers]]
+type = "Flatten"
+
+[[layers]]
+type = "Dense"
+units = 6
+activation = "softmax"
+)";
+
+TEST(ConfigErrors, UnknownLayerType) {
+  const std::string msg = error_of(layers("\n[[layers]]\ntype = \"Conv3D\"\n") + kTail);
+  EXPECT_NE(msg.find("bad.toml:9: layers[0]: key 'type': unknown layer type \"Conv3D\""), std::string::npos) << msg;
+  EXPECT_NE(msg.find("Conv2D"), std::string::npos) << "lists the known types: " << msg;
+}
+
+TEST(ConfigErrors, UnknownKeyIsATypo) {
+  const std::string msg =
+      error_of(layers("\n[[layers]]\ntype = \"Conv2D\"\nfilters = 4\nkernel_size = 3\nactivaton = \"relu\"\n") + kTail);
+  EXPECT_NE(msg.find("bad.toml:12: layers[0] (Conv2D): unknown key 'activaton'"), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, UnknownKeyInRecipe) {
+  const std::string msg = error_of(std::string(kHeader) + "\n[train]\nlearning_rat = 0.1\n" + kTail);
+  EXPECT_NE(msg.find("bad.toml:9: [train]: unknown key 'learning_rat'"), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, UnknownTopLevelTable) {
+  const std::string msg = error_of(std::string(kHeader) + "\n[trian]\nepochs = 3\n" + kTail);
+  EXPECT_NE(msg.find("unknown key 'trian'"), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, MissingRequiredKey) {
+  const std::string msg = error_of(layers("\n[[layers]]\ntype = \"Conv2D\"\nkernel_size = 3\n") + kTail);
+  EXPECT_NE(msg.find("bad.toml:8: layers[0] (Conv2D): key 'filters': is required"), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, WrongValueType) {
+  const std::string msg =
+      error_of(layers("\n[[layers]]\ntype = \"Conv2D\"\nfilters = \"32\"\nkernel_size = 3\n") + kTail);
+  EXPECT_NE(msg.find("bad.toml:10: layers[0] (Conv2D): key 'filters': expected an integer, got a string"),
+            std::string::npos)
+      << msg;
+  const std::string msg2 = error_of(std::string(kHeader) + "\n[train]\nbatch_size = 12.5\n" + kTail);
+  EXPECT_NE(msg2.find("bad.toml:9: [train]: key 'batch_size': expected an integer"), std::string::npos) << msg2;
+}
+
+TEST(ConfigErrors, BadChoice) {
+  const std::string msg = error_of(
+      layers("\n[[layers]]\ntype = \"Conv2D\"\nfilters = 4\nkernel_size = 3\npadding = \"full\"\n") + kTail);
+  EXPECT_NE(msg.find("key 'padding': \"full\" is not one of \"valid\", \"same\""), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, PoolingATinyMap) {
+  std::string body = "\n[[layers]]\ntype = \"Conv2D\"\nfilters = 4\nkernel_size = 48\n";
+  body += "\n[[layers]]\ntype = \"MaxPooling2D\"\npool_size = 2\n";
+  const std::string msg = error_of(layers(body) + kTail);
+  EXPECT_NE(msg.find("bad.toml:13: layers (MaxPooling2D 'max_pooling2d'): "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("cannot pool the 1x1 map with pool_size 2x2"), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, KernelLargerThanInput) {
+  const std::string msg = error_of(layers("\n[[layers]]\ntype = \"Conv2D\"\nfilters = 4\nkernel_size = 49\n") + kTail);
+  EXPECT_NE(msg.find("bad.toml:8: layers (Conv2D 'conv2d')"), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, OutputUnitsMustMatchClasses) {
+  const std::string msg =
+      error_of(layers("\n[[layers]]\ntype = \"Flatten\"\n\n[[layers]]\ntype = \"Dense\"\nunits = 7\nactivation = \"softmax\"\n"));
+  EXPECT_NE(msg.find("outputs (None, 7) but the model has 6 classes"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("bad.toml:11:"), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, LastLayerMustBeSoftmax) {
+  const std::string msg = error_of(layers("\n[[layers]]\ntype = \"Flatten\"\n\n[[layers]]\ntype = \"Dense\"\nunits = 6\n"));
+  EXPECT_NE(msg.find("must end in a softmax"), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, DenseNeedsFlatInput) {
+  const std::string msg = error_of(layers("\n[[layers]]\ntype = \"Dense\"\nunits = 6\nactivation = \"softmax\"\n"));
+  EXPECT_NE(msg.find("needs a flat input"), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, ClassCountMustMatchDroppedClasses) {
+  const std::string msg = error_of("[model]\nname = \"x\"\nclasses = 6\n" + std::string(kTail));
+  EXPECT_NE(msg.find("[data]: key 'drop_classes': leaves 7 of FER2013's 7 classes but [model] classes = 6"),
+            std::string::npos)
+      << msg;
+}
+
+TEST(ConfigErrors, InvalidToml) {
+  const std::string msg = error_of(std::string(kHeader) + "\n[train\nepochs = 3\n");
+  EXPECT_NE(msg.find("bad.toml:8: invalid TOML"), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, MissingModelTable) {
+  const std::string msg = error_of(std::string(kTail));
+  EXPECT_NE(msg.find("missing the [model] table"), std::string::npos) << msg;
+}
+
+TEST(ConfigErrors, DuplicateLayerName) {
+  const std::string msg = error_of(
+      layers("\n[[layers]]\ntype = \"Flatten\"\nname = \"f\"\n\n[[layers]]\ntype = \"Flatten\"\nname = \"f\"\n") + kTail);
+  EXPECT_NE(msg.find("bad.toml:14: layers[1] (Flatten): key 'name': another layer is already named \"f\""),
+            std::string::npos)
+      << msg;
+}
+
+TEST(ConfigErrors, OutOfRangeValues) {
+  EXPECT_NE(error_of(layers("\n[[layers]]\ntype = \"Dropout\"\nrate = 1.5\n") + kTail).find("key 'rate': must be in [0, 1)"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kHeader) + "\n[train]\nepochs = 0\n" + kTail).find("key 'epochs': must be at least 1"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kHeader) + "\n[augment]\nzoom_range = -0.2\n" + kTail).find("key 'zoom_range'"),
+            std::string::npos);
+}
+
+TEST(ConfigErrors, MissingFile) {
+  try {
+    fer::models::load_run_config("/nonexistent/model.toml");
+    FAIL() << "accepted a missing file";
+  } catch (const fer::UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/model.toml: cannot open"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ConfigErrors, GoodConfigParses) {
+  const auto run = fer::models::parse_run_config(layers(kTail) + "\n[callbacks.early_stopping]\npatience = 3\n", "ok.toml");
+  EXPECT_EQ(run.model.layers.size(), 2u);
+  EXPECT_EQ(run.model.layers[1].name, "dense");
+  EXPECT_TRUE(run.early_stopping.enabled);
+  EXPECT_EQ(run.early_stopping.patience, 3);
+  EXPECT_FALSE(run.reduce_lr.enabled);
+}
+
+}  // namespace
