@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what fer_gpu builds against on Debian/Ubuntu. The CUDA toolkit (nvcc, cuDNN, cuBLAS)
+# is not installed here: when nvcc is present the CUDA backend is built too.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends \
+  cmake ninja-build g++ make pkg-config python3 \
+  libgtest-dev libtomlplusplus-dev libcli11-dev libstb-dev libopenblas-dev
