@@ -107,6 +107,17 @@ class Backend {
   virtual void sgd_update(int64_t n, float* params, const float* grads, float* velocity,
                           const SgdParams& p) = 0;
 
+  // ---- timing (benchmarks): a timer marks a point in this backend's sequence of work ----
+  // timer_record(t) stamps t when the work enqueued before it has run; timer_elapsed_ms(a, b) is
+  // the time from a's stamp to b's, valid once both were recorded (it waits for b if needed).
+  // Default (host backends): synchronize(), then read the steady clock. A backend with a CUDA
+  // stream (native_stream() non-null) records CUDA events on that stream instead, so timing a
+  // layer adds no host synchronisation.
+  virtual void* timer_create();
+  virtual void timer_record(void* timer);
+  virtual float timer_elapsed_ms(void* a, void* b);
+  virtual void timer_destroy(void* timer);
+
   // ---- input: uint8 48x48 images -> float NHWC in [0, 1], optionally warped ----
   // draws: one per image (null: no augmentation). src and draws live in this backend's memory.
   virtual void images_to_float(int n, int h, int w, const uint8_t* src, const AugmentDraw* draws,

@@ -1,0 +1,129 @@
+#pragma once
+// The CUDA backend: one compute stream per backend, cuDNN and cuBLAS handles bound to it, custom
+// kernels from kernels/cuda/. Every op is asynchronous on that stream (no host synchronisation, no
+// allocation), so a training step can be captured as a CUDA graph; the exceptions are stated below.
+//
+// Convolutions (NHWC activations, OHWI = cuDNN NHWC/KRSC filters) run through cuDNN. For each
+// ConvShape the first conv2d_workspace_bytes() (or, failing that, the first conv call) builds a
+// plan: descriptors, how the padding is expressed (plan_conv_padding below) and the fastest
+// forward / backward-data / backward-filter algorithms measured by cudnnFind*Algorithm (host
+// blocking: call conv2d_workspace_bytes for every shape while planning, before the step loop or
+// any graph capture). Plans are cached in a map keyed by the whole shape.
+//
+// This header is plain C++ (no CUDA types): the implementation lives behind a pointer.
+#include <memory>
+#include <string>
+
+#include "engine/backend.h"
+
+namespace fer {
+
+// How a convolution's explicit padding is handed to cuDNN, which pads both sides of a dimension
+// equally. The convolution itself is defined by pad_top/pad_left and oh/ow alone: output row j
+// reads input rows j*stride - pad_top + [0, kh), zeros outside the input. cuDNN, given symmetric
+// padding p, produces (h + 2p - kh)/stride + 1 rows with the same row mapping, so
+//  - direct: when that count equals oh (and ow likewise) with p = pad_top (pad_left), cuDNN
+//    computes exactly our convolution ("valid", odd-kernel "same" at stride 1, ...);
+//  - padded copy: otherwise (TensorFlow "same" with an odd total padding puts the extra row at
+//    the bottom, e.g. stride 2 on an even input or an even kernel), x is copied into a zeroed
+//    buffer xp of (oh-1)*stride + kh rows and (ow-1)*stride + kw columns with x at offset
+//    (pad_top, pad_left) (rows past the last window are left out), cuDNN runs with zero padding,
+//    and the data gradient computed for xp is cropped back (x rows not in xp get 0).
+struct ConvPadding {
+  bool padded_copy = false;
+  int pad_h = 0, pad_w = 0;  // symmetric padding given to cuDNN
+  int in_h = 0, in_w = 0;    // spatial size of the tensor cuDNN reads (xp's when padded_copy)
+};
+// Throws std::invalid_argument for an impossible shape.
+ConvPadding plan_conv_padding(const ConvShape& s);
+
+// One-line descriptions used in error messages.
+std::string describe(const ConvShape& s);
+std::string describe(const DenseShape& s);
+std::string describe(const PoolShape& s);
+std::string describe(const BatchNormShape& s);
+
+class CudaBackend final : public Backend {
+ public:
+  // Throws DeviceError when the device cannot be opened.
+  CudaBackend(int device_ordinal, const BackendOptions& options);
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  DeviceKind kind() const override { return DeviceKind::cuda; }
+  std::string description() const override;
+  // Whether TF32 math is actually in use (allowed by the options and supported by the device).
+  bool tf32_enabled() const;
+  const BackendOptions& options() const;
+
+  // allocate: cudaMalloc (at least 256 bytes, so never null); out of memory throws DeviceError
+  // with the bytes asked for and the bytes free. deallocate: cudaFree (synchronises the device).
+  void* allocate(size_t bytes) override;
+  void deallocate(void* p) override;
+  // Enqueued on the compute stream. With pageable src the data has been taken when this returns;
+  // with pinned src keep it unchanged until the stream has passed the copy.
+  void copy_from_host(void* dst, const void* src, size_t bytes) override;
+  // Waits for the compute stream (everything enqueued before included), so dst is ready on return.
+  void copy_to_host(void* dst, const void* src, size_t bytes) override;
+  void copy(void* dst, const void* src, size_t bytes) override;
+  void fill(float* p, int64_t n, float value) override;
+  void synchronize() override;
+  void* native_stream() override;  // the cudaStream_t of every op
+
+  size_t conv2d_workspace_bytes(const ConvShape& s) override;
+  void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y,
+                      void* workspace) override;
+  void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy,
+                       float* dx, float* dw, float* db, void* workspace) override;
+
+  void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b,
+                     float* y) override;
+  void dense_backward(const DenseShape& s, const float* x, const float* w, const float* dy,
+                      float* dx, float* dw, float* db) override;
+
+  void activation_forward(Act act, int64_t n, int cols, const float* x, float* y) override;
+  void activation_backward(Act act, int64_t n, int cols, const float* y, const float* dy,
+                           float* dx) override;
+
+  void batchnorm_forward_train(const BatchNormShape& s, const float* x, const float* gamma,
+                               const float* beta, float* y, float* save_mean, float* save_invstd,
+                               float* moving_mean, float* moving_var, float momentum,
+                               float epsilon) override;
+  void batchnorm_forward_infer(const BatchNormShape& s, const float* x, const float* gamma,
+                               const float* beta, const float* moving_mean, const float* moving_var,
+                               float* y, float epsilon) override;
+  void batchnorm_backward(const BatchNormShape& s, const float* x, const float* gamma,
+                          const float* dy, const float* save_mean, const float* save_invstd,
+                          float* dx, float* dgamma, float* dbeta) override;
+
+  void pool2d_forward(const PoolShape& s, PoolMode mode, const float* x, float* y) override;
+  void pool2d_backward(const PoolShape& s, PoolMode mode, const float* x, const float* y,
+                       const float* dy, float* dx) override;
+
+  void dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, const float* x,
+                       float* y) override;
+  void dropout_backward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, const float* dy,
+                        float* dx) override;
+
+  void softmax_cross_entropy(int rows, int classes, const float* logits, const int32_t* labels,
+                             float* dlogits, float grad_scale, double* metrics) override;
+
+  void adam_update(int64_t n, float* params, const float* grads, float* m, float* v,
+                   const AdamParams& p) override;
+  void sgd_update(int64_t n, float* params, const float* grads, float* velocity,
+                  const SgdParams& p) override;
+
+  void images_to_float(int n, int h, int w, const uint8_t* src, const AugmentDraw* draws,
+                       float* dst) override;
+
+  // The algorithms chosen for a shape, for logs and benchmarks ("fwd=IMPLICIT_PRECOMP_GEMM ...").
+  std::string conv_algorithms(const ConvShape& s);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fer

@@ -1,0 +1,262 @@
+#include "loaders/image_folder.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "engine/error.h"
+#include "loaders/hash.h"
+#include "loaders/image_io.h"
+#include "loaders/text_util.h"
+
+namespace fs = std::filesystem;
+
+namespace fer::loaders {
+namespace {
+
+bool has_image_extension(const std::string& name) {
+  const size_t dot = name.rfind('.');
+  if (dot == std::string::npos) return false;
+  const std::string ext = to_lower(std::string_view(name).substr(dot + 1));
+  return ext == "png" || ext == "jpg" || ext == "jpeg" || ext == "bmp" || ext == "pgm" ||
+         ext == "ppm";
+}
+
+// Reads a whole (small) file; false with *why on failure.
+bool read_small_file(const std::string& path, std::vector<uint8_t>* out, std::string* why) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *why = std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0;
+  if (!ok) {
+    *why = std::strerror(errno);
+  } else if (uint64_t(st.st_size) > kMaxImageFileBytes) {
+    *why = "file larger than 64 MiB";
+    ok = false;
+  } else {
+    out->resize(size_t(st.st_size));
+    size_t done = 0;
+    while (ok && done < out->size()) {
+      const ssize_t got = ::read(fd, out->data() + done, out->size() - done);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) {
+        *why = got < 0 ? std::strerror(errno) : "short read";
+        ok = false;
+      } else {
+        done += size_t(got);
+      }
+    }
+  }
+  ::close(fd);
+  return ok;
+}
+
+struct ClassDir {
+  std::string name;
+  std::string path;
+  int fer_id;
+};
+
+}  // namespace
+
+bool natural_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    const bool da = a[i] >= '0' && a[i] <= '9', db = b[j] >= '0' && b[j] <= '9';
+    if (da && db) {
+      size_t ie = i, je = j;
+      while (ie < a.size() && a[ie] >= '0' && a[ie] <= '9') ++ie;
+      while (je < b.size() && b[je] >= '0' && b[je] <= '9') ++je;
+      size_t is = i, js = j;  // skip leading zeros
+      while (is + 1 < ie && a[is] == '0') ++is;
+      while (js + 1 < je && b[js] == '0') ++js;
+      if (ie - is != je - js) return ie - is < je - js;
+      const int c = a.compare(is, ie - is, b, js, je - js);
+      if (c != 0) return c < 0;
+      i = ie;
+      j = je;
+    } else {
+      if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+      ++i;
+      ++j;
+    }
+  }
+  if ((a.size() - i) != (b.size() - j)) return a.size() - i < b.size() - j;
+  return a < b;  // e.g. "im01" vs "im1": any fixed order
+}
+
+FolderListing list_image_folders(const std::string& root_in) {
+  std::string root = root_in;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) throw UserError(root + ": not a folder");
+  FolderListing listing;
+  listing.root = root;
+  Hasher fp;
+  const struct {
+    const char* dir;
+    Usage usage;
+  } splits[] = {{"train", Usage::training}, {"test", Usage::test}};
+  int splits_found = 0;
+  std::string split_names;
+  std::vector<std::string> class_names_seen;
+  for (const auto& split : splits) {
+    // The split folder, matched case-insensitively.
+    std::string split_path;
+    for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec)) {
+      if (equals_ignore_case(it->path().filename().string(), split.dir) && it->is_directory(ec)) {
+        split_path = it->path().string();
+      }
+    }
+    if (ec) throw UserError(root + ": cannot list folder: " + ec.message());
+    if (split_path.empty()) continue;
+    ++splits_found;
+    split_names += std::string(split_names.empty() ? "" : " and ") + split.dir + "/";
+    std::vector<ClassDir> classes;
+    for (fs::directory_iterator it(split_path, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.empty() || name[0] == '.' || !it->is_directory(ec)) continue;
+      const int id = parse_fer_class(name);
+      if (id < 0) {
+        throw UserError(it->path().string() + ": unknown class folder " +
+                        quoted_excerpt(name.data(), name.size(), 40) +
+                        " (expected angry, disgust(ed), fear(ful), happy, sad, surprise(d), "
+                        "neutral, or a FER id 0..6)");
+      }
+      for (const ClassDir& c : classes) {
+        if (c.fer_id == id) {
+          throw UserError(split_path + ": folders '" + c.name + "' and '" + name +
+                          "' both name class " + fer_class_names()[size_t(id)]);
+        }
+      }
+      classes.push_back(ClassDir{name, it->path().string(), id});
+    }
+    if (ec) throw UserError(split_path + ": cannot list folder: " + ec.message());
+    if (classes.empty()) {
+      throw UserError(split_path + ": no class folders (expected " + split_path +
+                      "/<class>/*.png, class one of angry, disgust, fear, happy, sad, surprise, "
+                      "neutral)");
+    }
+    std::sort(classes.begin(), classes.end(),
+              [](const ClassDir& a, const ClassDir& b) { return a.fer_id < b.fer_id; });
+    for (const ClassDir& c : classes) {
+      if (std::find(class_names_seen.begin(), class_names_seen.end(), c.name) ==
+          class_names_seen.end()) {
+        class_names_seen.push_back(c.name);
+      }
+      std::vector<std::string> names;
+      for (fs::directory_iterator it(c.path, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.empty() || name[0] == '.' || !has_image_extension(name)) continue;
+        if (!it->is_regular_file(ec)) continue;
+        names.push_back(name);
+      }
+      if (ec) throw UserError(c.path + ": cannot list folder: " + ec.message());
+      if (names.empty()) {
+        throw UserError(c.path + ": no images (expected .png, .jpg, .jpeg, .bmp, .pgm or .ppm files)");
+      }
+      std::sort(names.begin(), names.end(), natural_less);
+      const std::string rel_prefix = std::string(split.dir) + "/" + c.name + "/";
+      for (const std::string& name : names) {
+        FolderListing::File f{c.path + "/" + name, uint8_t(c.fer_id), split.usage};
+        struct stat st {};
+        if (::stat(f.path.c_str(), &st) != 0) {
+          throw UserError(f.path + ": cannot stat: " + std::strerror(errno));
+        }
+        const int64_t mtime =
+            int64_t(st.st_mtim.tv_sec) * 1000000000LL + int64_t(st.st_mtim.tv_nsec);
+        listing.total_bytes += uint64_t(st.st_size);
+        listing.newest_mtime_ns = std::max(listing.newest_mtime_ns, mtime);
+        const std::string rel = rel_prefix + name;
+        fp.add(rel.data(), rel.size());
+        fp.add_value(uint64_t(st.st_size));
+        fp.add_value(mtime);
+        fp.add_value(f.fer_id);
+        listing.files.push_back(std::move(f));
+      }
+    }
+  }
+  if (splits_found == 0) {
+    throw UserError(root + ": no train/ or test/ folder (expected " + root +
+                    "/train/<class>/*.png and/or " + root + "/test/<class>/*.png)");
+  }
+  listing.fingerprint = fp.digest();
+  listing.layout = split_names + ", class folders ";
+  for (size_t i = 0; i < class_names_seen.size(); ++i) {
+    listing.layout += (i ? "," : "") + class_names_seen[i];
+  }
+  return listing;
+}
+
+RawData decode_image_folders(const FolderListing& listing, int threads) {
+  RawData raw;
+  raw.format = SourceFormat::image_folders;
+  raw.layout = listing.layout;
+  raw.labeled = true;
+  const size_t n = listing.files.size();
+  const size_t img = size_t(kImageSize) * kImageSize;
+  raw.pixels.resize(n * img);
+  raw.fer_ids.resize(n);
+  raw.usage.resize(n);
+  std::atomic<size_t> next{0};
+  std::atomic<size_t> first_error{SIZE_MAX};
+  std::string first_error_text;
+  std::atomic_flag error_lock = ATOMIC_FLAG_INIT;
+  auto worker = [&] {
+    std::vector<uint8_t> bytes;
+    for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
+      if (first_error.load(std::memory_order_relaxed) < i) break;
+      const FolderListing::File& f = listing.files[i];
+      raw.fer_ids[i] = f.fer_id;
+      raw.usage[i] = f.usage;
+      std::string why;
+      bool ok = read_small_file(f.path, &bytes, &why);
+      if (ok) {
+        try {
+          const GrayImage g = decode_gray(bytes.data(), bytes.size());
+          uint8_t* dst = raw.pixels.data() + i * img;
+          if (g.height == kImageSize && g.width == kImageSize) {
+            std::memcpy(dst, g.pixels.data(), img);
+          } else {
+            resize_nearest(g.pixels.data(), g.height, g.width, dst, kImageSize, kImageSize);
+          }
+        } catch (const std::exception& e) {
+          why = e.what();
+          ok = false;
+        }
+      }
+      if (!ok) {
+        while (error_lock.test_and_set(std::memory_order_acquire)) {
+        }
+        if (i < first_error.load()) {
+          first_error.store(i);
+          first_error_text = f.path + ": unreadable image: " + why;
+        }
+        error_lock.clear(std::memory_order_release);
+      }
+    }
+  };
+  int t = threads > 0 ? threads : int(std::thread::hardware_concurrency());
+  t = std::max(1, std::min<int>(t, int(std::min<size_t>(n / 64 + 1, 64))));
+  {
+    std::vector<std::thread> pool;
+    for (int k = 1; k < t; ++k) pool.emplace_back(worker);
+    worker();
+    for (auto& th : pool) th.join();
+  }
+  if (first_error.load() != SIZE_MAX) throw UserError(first_error_text);
+  return raw;
+}
+
+}  // namespace fer::loaders

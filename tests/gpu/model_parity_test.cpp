@@ -1,0 +1,174 @@
+// Model-level parity: every numbered model (configs/model{4,5,5-v2,6,7,8}.toml) built twice, on the
+// CPU backend and on the CUDA backend (TF32 off), from the same seed and the same batch:
+//  - one full training step gives the same loss, accuracy, parameter gradients and BN moving
+//    statistics;
+//  - ten Adam steps (dropout on, same masks by construction) keep the losses and weights together.
+// Plus one TF32 step with looser bounds. Tolerances are stated at each check.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/graph.h"
+#include "engine/optimizer.h"
+#include "models/run_config.h"
+#include "tests/gpu/gpu_test_util.h"
+
+namespace fer::gputest {
+namespace {
+
+// A whole model compounds many ops; FP32 parity per op is < 1e-5, per model we allow 1e-4.
+constexpr double kModelFp32Tol = 1e-4;
+// TF32 (10-bit mantissa products) through a dozen layers: a looser bound.
+constexpr double kModelTf32Tol = 3e-2;
+// Ten optimizer steps: tiny differences may flip a max-pooling choice; losses must still track.
+constexpr double kTrackLossTol = 1e-3;
+constexpr double kTrackParamTol = 1e-3;
+
+constexpr int kBatch = 8;
+constexpr uint64_t kSeed = 1234;
+
+struct Side {
+  std::shared_ptr<Backend> backend;
+  std::unique_ptr<Graph> graph;
+  std::unique_ptr<Optimizer> optimizer;
+};
+
+Side make_side(const models::RunConfig& run, std::shared_ptr<Backend> backend) {
+  Side s;
+  s.backend = std::move(backend);
+  s.graph = models::build_graph(run);
+  s.graph->plan(s.backend, kBatch);
+  s.graph->initialize(kSeed);
+  s.optimizer = std::make_unique<Optimizer>(s.backend, s.graph->trainable_count(), run.train.optimizer);
+  return s;
+}
+
+void set_batch(Side& s, uint32_t seed) {
+  const int64_t pixels = s.graph->input_shape().size();  // h*w*c per image
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> images(size_t(kBatch) * size_t(pixels));
+  for (auto& p : images) p = uint8_t(rng() % 256);
+  std::vector<int32_t> labels(kBatch);
+  for (int i = 0; i < kBatch; ++i) labels[size_t(i)] = int32_t(rng() % uint32_t(s.graph->classes()));
+  s.graph->set_batch_from_host(kBatch, images.data(), labels.data(), nullptr);
+}
+
+BatchMetrics train_step(Side& s, uint64_t step, bool update) {
+  s.graph->forward(kBatch, true, step);
+  s.graph->loss(kBatch, true);
+  s.graph->backward(kBatch, step);
+  if (update) s.optimizer->step(s.graph->params(), s.graph->grads());
+  return s.graph->take_metrics();
+}
+
+// Per-parameter-tensor relative L2 errors of `got` against `want` (flat buffers, graph layout).
+void expect_params_close(const Graph& g, const std::vector<float>& got,
+                         const std::vector<float>& want, bool trainable, double tol,
+                         const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (const ParamEntry& p : g.all_params()) {
+    if (p.spec.trainable != trainable) continue;
+    const size_t at = size_t(p.offset), n = size_t(p.spec.size());
+    const double err = testing::rel_l2_error(got.data() + at, want.data() + at, n);
+    EXPECT_LT(err, tol) << what << " " << g.layer(p.layer).name() << "/" << p.spec.name
+                        << ": relative L2 error " << err;
+  }
+}
+
+std::string config_path(const std::string& file) {
+  return std::string(FER_SOURCE_DIR) + "/configs/" + file;
+}
+
+class ModelParity : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ModelParity, OneTrainingStepMatchesCpu) {
+  FER_REQUIRE_CUDA_DEVICE();
+  const auto run = models::load_run_config(config_path(GetParam()));
+  Side cpu = make_side(run, make_cpu_backend());
+  Side gpu = make_side(run, make_gpu(/*tf32=*/false));
+  // Same seed, same initial weights (initialisation is Philox-keyed, backend independent).
+  ASSERT_EQ(gpu.graph->download_params(), cpu.graph->download_params());
+  set_batch(cpu, 77);
+  set_batch(gpu, 77);
+
+  const BatchMetrics mc = train_step(cpu, 1, false);
+  const BatchMetrics mg = train_step(gpu, 1, false);
+  ASSERT_TRUE(std::isfinite(mc.loss_sum));
+  EXPECT_NEAR(mg.loss_sum, mc.loss_sum, kModelFp32Tol * std::fabs(mc.loss_sum)) << GetParam();
+  EXPECT_EQ(mg.correct, mc.correct) << GetParam();
+  EXPECT_EQ(mg.samples, mc.samples);
+  expect_params_close(*cpu.graph, gpu.graph->download_grads(), cpu.graph->download_grads(), true,
+                      kModelFp32Tol, std::string(GetParam()) + " grad");
+  expect_params_close(*cpu.graph, gpu.graph->download_state(), cpu.graph->download_state(), false,
+                      kModelFp32Tol, std::string(GetParam()) + " state");
+}
+
+TEST_P(ModelParity, TenAdamStepsTrack) {
+  FER_REQUIRE_CUDA_DEVICE();
+  const auto run = models::load_run_config(config_path(GetParam()));
+  Side cpu = make_side(run, make_cpu_backend());
+  Side gpu = make_side(run, make_gpu(/*tf32=*/false));
+  for (int step = 1; step <= 10; ++step) {
+    set_batch(cpu, 100 + uint32_t(step));
+    set_batch(gpu, 100 + uint32_t(step));
+    const BatchMetrics mc = train_step(cpu, uint64_t(step), true);
+    const BatchMetrics mg = train_step(gpu, uint64_t(step), true);
+    ASSERT_TRUE(std::isfinite(mg.loss_sum)) << "step " << step;
+    EXPECT_NEAR(mg.mean_loss(), mc.mean_loss(), kTrackLossTol * std::max(1.0, std::fabs(mc.mean_loss())))
+        << GetParam() << " step " << step;
+  }
+  expect_params_close(*cpu.graph, gpu.graph->download_params(), cpu.graph->download_params(), true,
+                      kTrackParamTol, std::string(GetParam()) + " params after 10 steps");
+  expect_params_close(*cpu.graph, gpu.graph->download_state(), cpu.graph->download_state(), false,
+                      kTrackParamTol, std::string(GetParam()) + " state after 10 steps");
+}
+
+TEST_P(ModelParity, OneTf32StepIsClose) {
+  FER_REQUIRE_CUDA_DEVICE();
+  const auto run = models::load_run_config(config_path(GetParam()));
+  Side cpu = make_side(run, make_cpu_backend());
+  Side gpu = make_side(run, make_gpu(/*tf32=*/true));
+  set_batch(cpu, 55);
+  set_batch(gpu, 55);
+  const BatchMetrics mc = train_step(cpu, 1, false);
+  const BatchMetrics mg = train_step(gpu, 1, false);
+  EXPECT_NEAR(mg.loss_sum, mc.loss_sum, kModelTf32Tol * std::fabs(mc.loss_sum)) << GetParam();
+  expect_params_close(*cpu.graph, gpu.graph->download_grads(), cpu.graph->download_grads(), true,
+                      kModelTf32Tol, std::string(GetParam()) + " tf32 grad");
+}
+
+TEST(ModelParityExtra, DeterministicGpuRunsRepeatBitwise) {
+  FER_REQUIRE_CUDA_DEVICE();
+  const auto run = models::load_run_config(config_path("model5.toml"));
+  std::vector<float> params[2];
+  double losses[2] = {0, 0};
+  for (int r = 0; r < 2; ++r) {
+    Side gpu = make_side(run, make_gpu(/*tf32=*/false, /*deterministic=*/true));
+    for (int step = 1; step <= 3; ++step) {
+      set_batch(gpu, 200 + uint32_t(step));
+      losses[r] += train_step(gpu, uint64_t(step), true).loss_sum;
+    }
+    params[r] = gpu.graph->download_params();
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+  EXPECT_EQ(params[0], params[1]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Numbered, ModelParity,
+                         ::testing::Values("model4.toml", "model5.toml", "model5-v2.toml",
+                                           "model6.toml", "model7.toml", "model8.toml"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           name = name.substr(0, name.find('.'));
+                           for (char& c : name) {
+                             if (c == '-') c = '_';
+                           }
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace fer::gputest

@@ -1,0 +1,92 @@
+#pragma once
+// Helpers shared by the loader tests: temporary folders, files, CSV text, error matching.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+
+namespace fer::loaders::testing {
+
+// A fresh folder under $TMPDIR (or /tmp), removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string templ = std::string(base && *base ? base : "/tmp") + "/fer_loaders_test_XXXXXX";
+    std::vector<char> buf(templ.begin(), templ.end());
+    buf.push_back('\0');
+    if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = buf.data();
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline void write_file(const std::string& path, const std::string& content) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(content.data(), std::streamsize(content.size()));
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// "p0 p1 ... p2303" with the given separator.
+inline std::string pixel_text(const uint8_t* px, int n = 2304, const std::string& sep = " ") {
+  std::string s;
+  s.reserve(size_t(n) * 4);
+  for (int i = 0; i < n; ++i) {
+    if (i) s += sep;
+    s += std::to_string(px[i]);
+  }
+  return s;
+}
+
+// Deterministic test image k (every value 0..255 appears across images).
+inline std::vector<uint8_t> test_image(int k, int n = 2304) {
+  std::vector<uint8_t> px(static_cast<size_t>(n));
+  uint32_t x = 2654435761u * uint32_t(k + 1);
+  for (int i = 0; i < n; ++i) {
+    x = x * 1664525u + 1013904223u;
+    px[size_t(i)] = uint8_t(x >> 24);
+  }
+  px[0] = 0;
+  px[size_t(n) - 1] = 255;
+  return px;
+}
+
+inline std::string sample_csv_path() { return std::string(FER_SOURCE_DIR) + "/data/sample/fer2013_sample.csv"; }
+
+// Runs fn, expects a fer::UserError whose message contains every one of `parts`.
+inline void expect_user_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected fer::UserError containing '" << (parts.empty() ? "" : parts[0]) << "'";
+  } catch (const fer::UserError& e) {
+    const std::string msg = e.what();
+    for (const auto& p : parts) {
+      EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
+    }
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected fer::UserError, got another exception: " << e.what();
+  }
+}
+
+}  // namespace fer::loaders::testing
