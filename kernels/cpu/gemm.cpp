@@ -1,0 +1,59 @@
+#include "kernels/cpu/gemm.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <atomic>
+
+namespace fer::kernels::cpu::detail {
+
+void use_single_threaded_blas() {
+  static std::atomic<bool> done{false};
+  if (!done.load(std::memory_order_acquire)) {
+    openblas_set_num_threads(1);
+    done.store(true, std::memory_order_release);
+  }
+}
+
+void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+           const float* b, int ldb, float beta, float* c, int ldc) {
+  if (m <= 0 || n <= 0) return;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+              trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void parallel_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
+                    int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  use_single_threaded_blas();
+  const int threads = omp_get_max_threads();
+  const double work = double(m) * double(n) * double(k);
+  if (threads <= 1 || work < 2.0e6) {
+    sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  const bool split_rows = m >= n;
+  const int extent = split_rows ? m : n;
+  // Slices are multiples of 16 so each thread's panel stays vector-aligned in C.
+  const int parts = threads;
+#pragma omp parallel num_threads(parts)
+  {
+    const int t = omp_get_thread_num(), team = omp_get_num_threads();
+    int per = (extent + team - 1) / team;
+    per = (per + 15) / 16 * 16;
+    const int lo = t * per, hi = lo + per < extent ? lo + per : extent;
+    if (lo < hi) {
+      if (split_rows) {
+        // Rows [lo, hi) of C use rows [lo, hi) of op(A).
+        const float* a_part = trans_a ? a + lo : a + int64_t(lo) * lda;
+        sgemm(trans_a, trans_b, hi - lo, n, k, alpha, a_part, lda, b, ldb, beta,
+              c + int64_t(lo) * ldc, ldc);
+      } else {
+        // Columns [lo, hi) of C use columns [lo, hi) of op(B).
+        const float* b_part = trans_b ? b + int64_t(lo) * ldb : b + lo;
+        sgemm(trans_a, trans_b, m, hi - lo, k, alpha, a, lda, b_part, ldb, beta, c + lo, ldc);
+      }
+    }
+  }
+}
+
+}  // namespace fer::kernels::cpu::detail

@@ -1,0 +1,126 @@
+// kernels/cpu inverted dropout: the mask is exactly kernels::dropout_keep (so CPU and GPU agree
+// bit for bit), deterministic in (seed, stream_id), drops the requested fraction, preserves the
+// expectation, and backward applies the same mask and scale as forward.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/common/philox.h"
+#include "kernels/cpu/dropout.h"
+#include "tests/ops/op_test_util.h"
+#include "tests/reference/reference_ops.h"
+
+namespace fer {
+namespace {
+
+// Every element of odd-length buffers (not a multiple of the 4- or 64-wide Philox blocks) follows
+// dropout_keep exactly, and kept values are x * (1 / (1 - rate)) in float.
+TEST(CpuDropout, MaskIsExactlyDropoutKeep) {
+  for (const int64_t n : {1, 3, 4, 5, 1001, 70001}) {  // 70001: the threaded path
+    for (const float rate : {0.25f, 0.5f}) {
+      const uint64_t seed = 0x1234abcdULL, stream = 7;
+      const auto x = testing::random_floats(size_t(n), 1, 0.5f, 1.5f);  // never zero
+      std::vector<float> y(static_cast<size_t>(n));
+      kernels::cpu::dropout_forward(n, rate, seed, stream, x.data(), y.data());
+      const float scale = 1.0f / (1.0f - rate);
+      for (int64_t i = 0; i < n; ++i) {
+        const bool keep = kernels::dropout_keep(seed, stream, uint64_t(i), rate);
+        ASSERT_EQ(y[size_t(i)], keep ? x[size_t(i)] * scale : 0.0f) << "n=" << n << " i=" << i;
+      }
+    }
+  }
+}
+
+TEST(CpuDropout, MatchesReference) {
+  const int64_t n = 4099;
+  const float rate = 0.3f;
+  const auto x = testing::random_floats(size_t(n), 2);
+  std::vector<float> y(static_cast<size_t>(n));
+  kernels::cpu::dropout_forward(n, rate, 99, 3, x.data(), y.data());
+  const auto xd = testing::to_double(x);
+  std::vector<double> yr(static_cast<size_t>(n));
+  reference::dropout_forward(n, rate, 99, 3, xd.data(), yr.data());
+  EXPECT_LT(testing::rel_l2_error(y, yr), 1e-6);  // float vs double 1/(1-rate) scaling
+}
+
+TEST(CpuDropout, DeterministicAndStreamsDiffer) {
+  const int64_t n = 10000;
+  const std::vector<float> x(size_t(n), 1.0f);
+  std::vector<float> a(static_cast<size_t>(n)), b(static_cast<size_t>(n)),
+      c(static_cast<size_t>(n)), d(static_cast<size_t>(n));
+  kernels::cpu::dropout_forward(n, 0.5f, 42, 1, x.data(), a.data());
+  kernels::cpu::dropout_forward(n, 0.5f, 42, 1, x.data(), b.data());
+  kernels::cpu::dropout_forward(n, 0.5f, 42, 2, x.data(), c.data());  // another stream
+  kernels::cpu::dropout_forward(n, 0.5f, 43, 1, x.data(), d.data());  // another seed
+  EXPECT_EQ(a, b);
+  int64_t same_c = 0, same_d = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    same_c += a[size_t(i)] == c[size_t(i)];
+    same_d += a[size_t(i)] == d[size_t(i)];
+  }
+  // Independent masks agree on about half the elements (5 sigma = 250).
+  EXPECT_NEAR(double(same_c), n / 2.0, 250.0);
+  EXPECT_NEAR(double(same_d), n / 2.0, 250.0);
+}
+
+// The dropped fraction is the rate, and E[y] = x (inverted scaling), within 5 standard deviations.
+TEST(CpuDropout, FractionDroppedAndExpectationPreserved) {
+  const int64_t n = 1 << 20;
+  const std::vector<float> x(size_t(n), 1.0f);
+  std::vector<float> y(static_cast<size_t>(n));
+  for (const float rate : {0.1f, 0.25f, 0.5f}) {
+    kernels::cpu::dropout_forward(n, rate, 2024, 5, x.data(), y.data());
+    int64_t dropped = 0;
+    double sum = 0.0;
+    for (const float v : y) {
+      dropped += v == 0.0f;
+      sum += v;
+    }
+    const double p = rate, sd_frac = std::sqrt(p * (1 - p) / double(n));
+    EXPECT_NEAR(double(dropped) / double(n), p, 5 * sd_frac) << "rate " << rate;
+    // y_i = keep_i / (1 - p): mean 1, sd sqrt(p / (1 - p)) / sqrt(n)
+    EXPECT_NEAR(sum / double(n), 1.0, 5 * std::sqrt(p / (1 - p) / double(n))) << "rate " << rate;
+  }
+}
+
+// Backward recomputes the mask: dx = mask * dy / (1 - rate), i.e. the same linear map as forward,
+// and the gradient of sum(y * r) w.r.t. x is exactly that (the op is linear, so the central
+// difference is exact up to rounding). In-place use gives the same bits.
+TEST(CpuDropout, BackwardConsistentWithForward) {
+  const int64_t n = 777;
+  const float rate = 0.4f;
+  const uint64_t seed = 5, stream = 11;
+  auto x = testing::random_floats(size_t(n), 3);
+  const auto r = testing::to_double(testing::random_floats(size_t(n), 4));
+  const auto dy = testing::to_float(r);
+  std::vector<float> y(static_cast<size_t>(n)), dx(static_cast<size_t>(n)),
+      fwd_of_dy(static_cast<size_t>(n));
+  kernels::cpu::dropout_backward(n, rate, seed, stream, dy.data(), dx.data());
+  kernels::cpu::dropout_forward(n, rate, seed, stream, dy.data(), fwd_of_dy.data());
+  EXPECT_EQ(dx, fwd_of_dy);
+  kernels::cpu::dropout_forward(n, rate, seed, stream, x.data(), y.data());
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_EQ(y[size_t(i)] == 0.0f, dx[size_t(i)] == 0.0f) << i;  // same elements dropped
+  }
+  auto loss = [&]() {
+    kernels::cpu::dropout_forward(n, rate, seed, stream, x.data(), y.data());
+    return testing::dot(y.data(), r.data(), y.size());
+  };
+  EXPECT_LT(testing::gradient_check(x.data(), x.size(), dx.data(), 0.05, loss, 64).rel_error, 1e-4);
+
+  std::vector<float> inplace = dy;
+  kernels::cpu::dropout_backward(n, rate, seed, stream, inplace.data(), inplace.data());
+  EXPECT_EQ(inplace, dx);
+}
+
+TEST(CpuDropout, RateZeroIsIdentity) {
+  const auto x = testing::random_floats(101, 6);
+  std::vector<float> y(x.size());
+  kernels::cpu::dropout_forward(int64_t(x.size()), 0.0f, 1, 2, x.data(), y.data());
+  EXPECT_EQ(x, y);
+}
+
+}  // namespace
+}  // namespace fer
