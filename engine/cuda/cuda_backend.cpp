@@ -349,135 +349,109 @@ std::unique_ptr<ConvPlan> CudaBackend::Impl::build_plan(const ConvShape& s, size
 // workspace cap, is deterministic if required, and cuDNN confirms it for the descriptor's final
 // math type by answering its workspace size.
 
-void CudaBackend::Impl::choose_forward(ConvPlan& p, size_t cap) {
-  const std::string what = describe(p.shape);
-  int max_count = 0;
-  FER_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(cudnn, &max_count), what);
+namespace {
+
+template <typename Perf>
+struct ChosenAlgorithm {
+  decltype(Perf::algo) algo;
+  cudnnMathType_t math;
+  size_t workspace;
+};
+
+// The one selection rule for all three passes. find/heuristic(count, &returned, out) fill
+// candidate lists; workspace_of(algo, &bytes) asks cuDNN for the workspace under the math type
+// already set on desc.
+template <typename Perf, typename Find, typename Heuristic, typename WorkspaceOf>
+ChosenAlgorithm<Perf> choose_algorithm(const char* pass, const std::string& what, int max_count,
+                                       cudnnConvolutionDescriptor_t desc, size_t cap, bool tf32,
+                                       bool deterministic, Find find, Heuristic heuristic,
+                                       WorkspaceOf workspace_of) {
   max_count = std::max(max_count, 1);
-  std::vector<cudnnConvolutionFwdAlgoPerf_t> candidates;
-  std::vector<cudnnConvolutionFwdAlgoPerf_t> buf(static_cast<size_t>(max_count));
+  std::vector<Perf> candidates, buf(static_cast<size_t>(max_count));
   int returned = 0;
-  if (cudnnFindConvolutionForwardAlgorithm(cudnn, p.x_desc, p.w_desc, p.fwd_desc, p.y_desc,
-                                           max_count, &returned, buf.data()) ==
-      CUDNN_STATUS_SUCCESS) {
+  if (find(max_count, &returned, buf.data()) == CUDNN_STATUS_SUCCESS) {
     candidates.insert(candidates.end(), buf.begin(), buf.begin() + returned);
   }
   cudaGetLastError();  // a failed search may leave a (non-sticky) error behind
   returned = 0;
-  if (cudnnGetConvolutionForwardAlgorithm_v7(cudnn, p.x_desc, p.w_desc, p.fwd_desc, p.y_desc,
-                                             max_count, &returned, buf.data()) ==
-      CUDNN_STATUS_SUCCESS) {
+  if (heuristic(max_count, &returned, buf.data()) == CUDNN_STATUS_SUCCESS) {
     candidates.insert(candidates.end(), buf.begin(), buf.begin() + returned);
   }
-  for (const auto& c : candidates) {
+  for (const Perf& c : candidates) {
     if (c.status != CUDNN_STATUS_SUCCESS || c.memory > cap) continue;
     if (c.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // fp16 inside: too coarse
-    if (options.deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
+    if (deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
     const cudnnMathType_t math = tf32 ? c.mathType : CUDNN_FMA_MATH;
-    if (cudnnSetConvolutionMathType(p.fwd_desc, math) != CUDNN_STATUS_SUCCESS) continue;
+    if (cudnnSetConvolutionMathType(desc, math) != CUDNN_STATUS_SUCCESS) continue;
     size_t ws = 0;
-    if (cudnnGetConvolutionForwardWorkspaceSize(cudnn, p.x_desc, p.w_desc, p.fwd_desc, p.y_desc,
-                                                c.algo, &ws) != CUDNN_STATUS_SUCCESS ||
-        ws > cap) {
-      continue;
-    }
-    p.fwd_algo = c.algo;
-    p.fwd_math = math;
-    p.fwd_ws = std::max(ws, c.memory);
-    return;
+    if (workspace_of(c.algo, &ws) != CUDNN_STATUS_SUCCESS || ws > cap) continue;
+    return {c.algo, math, std::max(ws, c.memory)};
   }
-  throw DeviceError("cuDNN has no usable forward algorithm for " + what + " (" +
+  throw DeviceError(std::string("cuDNN has no usable ") + pass + " algorithm for " + what + " (" +
                     std::to_string(candidates.size()) + " candidates, workspace cap " +
-                    std::to_string(cap) + " bytes" +
-                    (options.deterministic ? ", deterministic only)" : ")"));
+                    std::to_string(cap) + " bytes" + (deterministic ? ", deterministic only)" : ")"));
+}
+
+}  // namespace
+
+void CudaBackend::Impl::choose_forward(ConvPlan& p, size_t cap) {
+  const std::string what = describe(p.shape);
+  int max_count = 0;
+  FER_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(cudnn, &max_count), what);
+  const auto c = choose_algorithm<cudnnConvolutionFwdAlgoPerf_t>(
+      "forward", what, max_count, p.fwd_desc, cap, tf32, options.deterministic,
+      [&](int n, int* r, cudnnConvolutionFwdAlgoPerf_t* out) {
+        return cudnnFindConvolutionForwardAlgorithm(cudnn, p.x_desc, p.w_desc, p.fwd_desc, p.y_desc, n, r, out);
+      },
+      [&](int n, int* r, cudnnConvolutionFwdAlgoPerf_t* out) {
+        return cudnnGetConvolutionForwardAlgorithm_v7(cudnn, p.x_desc, p.w_desc, p.fwd_desc, p.y_desc, n, r, out);
+      },
+      [&](cudnnConvolutionFwdAlgo_t algo, size_t* ws) {
+        return cudnnGetConvolutionForwardWorkspaceSize(cudnn, p.x_desc, p.w_desc, p.fwd_desc, p.y_desc, algo, ws);
+      });
+  p.fwd_algo = c.algo;
+  p.fwd_math = c.math;
+  p.fwd_ws = c.workspace;
 }
 
 void CudaBackend::Impl::choose_backward_data(ConvPlan& p, size_t cap) {
   const std::string what = describe(p.shape);
   int max_count = 0;
   FER_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnn, &max_count), what);
-  max_count = std::max(max_count, 1);
-  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> candidates;
-  std::vector<cudnnConvolutionBwdDataAlgoPerf_t> buf(static_cast<size_t>(max_count));
-  int returned = 0;
-  if (cudnnFindConvolutionBackwardDataAlgorithm(cudnn, p.w_desc, p.y_desc, p.bwd_data_desc,
-                                                p.x_desc, max_count, &returned, buf.data()) ==
-      CUDNN_STATUS_SUCCESS) {
-    candidates.insert(candidates.end(), buf.begin(), buf.begin() + returned);
-  }
-  cudaGetLastError();
-  returned = 0;
-  if (cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn, p.w_desc, p.y_desc, p.bwd_data_desc,
-                                                  p.x_desc, max_count, &returned, buf.data()) ==
-      CUDNN_STATUS_SUCCESS) {
-    candidates.insert(candidates.end(), buf.begin(), buf.begin() + returned);
-  }
-  for (const auto& c : candidates) {
-    if (c.status != CUDNN_STATUS_SUCCESS || c.memory > cap) continue;
-    if (c.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // fp16 inside: too coarse
-    if (options.deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
-    const cudnnMathType_t math = tf32 ? c.mathType : CUDNN_FMA_MATH;
-    if (cudnnSetConvolutionMathType(p.bwd_data_desc, math) != CUDNN_STATUS_SUCCESS) continue;
-    size_t ws = 0;
-    if (cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn, p.w_desc, p.y_desc, p.bwd_data_desc,
-                                                     p.x_desc, c.algo, &ws) !=
-            CUDNN_STATUS_SUCCESS ||
-        ws > cap) {
-      continue;
-    }
-    p.bwd_data_algo = c.algo;
-    p.bwd_data_math = math;
-    p.bwd_data_ws = std::max(ws, c.memory);
-    return;
-  }
-  throw DeviceError("cuDNN has no usable backward-data algorithm for " + what + " (" +
-                    std::to_string(candidates.size()) + " candidates, workspace cap " +
-                    std::to_string(cap) + " bytes" +
-                    (options.deterministic ? ", deterministic only)" : ")"));
+  const auto c = choose_algorithm<cudnnConvolutionBwdDataAlgoPerf_t>(
+      "backward-data", what, max_count, p.bwd_data_desc, cap, tf32, options.deterministic,
+      [&](int n, int* r, cudnnConvolutionBwdDataAlgoPerf_t* out) {
+        return cudnnFindConvolutionBackwardDataAlgorithm(cudnn, p.w_desc, p.y_desc, p.bwd_data_desc, p.x_desc, n, r, out);
+      },
+      [&](int n, int* r, cudnnConvolutionBwdDataAlgoPerf_t* out) {
+        return cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnn, p.w_desc, p.y_desc, p.bwd_data_desc, p.x_desc, n, r, out);
+      },
+      [&](cudnnConvolutionBwdDataAlgo_t algo, size_t* ws) {
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(cudnn, p.w_desc, p.y_desc, p.bwd_data_desc, p.x_desc, algo, ws);
+      });
+  p.bwd_data_algo = c.algo;
+  p.bwd_data_math = c.math;
+  p.bwd_data_ws = c.workspace;
 }
 
 void CudaBackend::Impl::choose_backward_filter(ConvPlan& p, size_t cap) {
   const std::string what = describe(p.shape);
   int max_count = 0;
   FER_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnn, &max_count), what);
-  max_count = std::max(max_count, 1);
-  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> candidates;
-  std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> buf(static_cast<size_t>(max_count));
-  int returned = 0;
-  if (cudnnFindConvolutionBackwardFilterAlgorithm(cudnn, p.x_desc, p.y_desc, p.bwd_filter_desc,
-                                                  p.w_desc, max_count, &returned, buf.data()) ==
-      CUDNN_STATUS_SUCCESS) {
-    candidates.insert(candidates.end(), buf.begin(), buf.begin() + returned);
-  }
-  cudaGetLastError();
-  returned = 0;
-  if (cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn, p.x_desc, p.y_desc, p.bwd_filter_desc,
-                                                    p.w_desc, max_count, &returned, buf.data()) ==
-      CUDNN_STATUS_SUCCESS) {
-    candidates.insert(candidates.end(), buf.begin(), buf.begin() + returned);
-  }
-  for (const auto& c : candidates) {
-    if (c.status != CUDNN_STATUS_SUCCESS || c.memory > cap) continue;
-    if (c.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // fp16 inside: too coarse
-    if (options.deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
-    const cudnnMathType_t math = tf32 ? c.mathType : CUDNN_FMA_MATH;
-    if (cudnnSetConvolutionMathType(p.bwd_filter_desc, math) != CUDNN_STATUS_SUCCESS) continue;
-    size_t ws = 0;
-    if (cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn, p.x_desc, p.y_desc,
-                                                       p.bwd_filter_desc, p.w_desc, c.algo,
-                                                       &ws) != CUDNN_STATUS_SUCCESS ||
-        ws > cap) {
-      continue;
-    }
-    p.bwd_filter_algo = c.algo;
-    p.bwd_filter_math = math;
-    p.bwd_filter_ws = std::max(ws, c.memory);
-    return;
-  }
-  throw DeviceError("cuDNN has no usable backward-filter algorithm for " + what + " (" +
-                    std::to_string(candidates.size()) + " candidates, workspace cap " +
-                    std::to_string(cap) + " bytes" +
-                    (options.deterministic ? ", deterministic only)" : ")"));
+  const auto c = choose_algorithm<cudnnConvolutionBwdFilterAlgoPerf_t>(
+      "backward-filter", what, max_count, p.bwd_filter_desc, cap, tf32, options.deterministic,
+      [&](int n, int* r, cudnnConvolutionBwdFilterAlgoPerf_t* out) {
+        return cudnnFindConvolutionBackwardFilterAlgorithm(cudnn, p.x_desc, p.y_desc, p.bwd_filter_desc, p.w_desc, n, r, out);
+      },
+      [&](int n, int* r, cudnnConvolutionBwdFilterAlgoPerf_t* out) {
+        return cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnn, p.x_desc, p.y_desc, p.bwd_filter_desc, p.w_desc, n, r, out);
+      },
+      [&](cudnnConvolutionBwdFilterAlgo_t algo, size_t* ws) {
+        return cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnn, p.x_desc, p.y_desc, p.bwd_filter_desc, p.w_desc, algo, ws);
+      });
+  p.bwd_filter_algo = c.algo;
+  p.bwd_filter_math = c.math;
+  p.bwd_filter_ws = c.workspace;
 }
 
 // ------------------------------------------------------------------------------------------------
