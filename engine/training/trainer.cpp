@@ -1,0 +1,670 @@
+#include "engine/training/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "engine/error.h"
+#include "engine/graph.h"
+#include "engine/nvtx.h"
+#include "engine/optimizer.h"
+#include "engine/training/callbacks.h"
+#include "engine/training/checkpoint.h"
+#include "engine/training/evaluate.h"
+#include "engine/training/fileio.h"
+#include "engine/training/progress.h"
+#include "engine/training/report.h"
+#include "engine/training/run_setup.h"
+#include "loaders/batch_stream.h"
+#include "models/run_config.h"
+#include "models/summary.h"
+
+namespace fer::training {
+
+namespace fs = std::filesystem;
+
+std::string shell_quote(const std::string& word) {
+  if (!word.empty() && word.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:+,@%") ==
+                           std::string::npos) {
+    return word;
+  }
+  std::string out = "'";
+  for (char c : word) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string fmt4(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+
+// A directory we may create a run in: absent (its parent is created), or present and empty.
+void check_new_run_dir(const std::string& dir, const std::string& option) {
+  std::error_code ec;
+  if (fs::exists(dir, ec)) {
+    if (!fs::is_directory(dir, ec)) throw UserError(option + " " + dir + ": exists and is not a directory");
+    if (!fs::is_empty(dir, ec)) {
+      const bool run = path_exists(dir + "/last.ckpt") || path_exists(dir + "/history.csv");
+      throw UserError(option + " " + dir + ": " +
+                      (run ? "already holds a run; continue it with --resume " + dir + " or choose another --out"
+                           : std::string("exists and is not empty; choose another --out")));
+    }
+  }
+}
+
+}  // namespace
+
+struct Trainer::Impl {
+  TrainRequest req;
+  models::RunConfig config;
+  std::string resolved_text;
+  DataChoice data_choice;
+  loaders::Dataset data;
+  std::vector<std::string> class_names;
+  std::shared_ptr<Backend> backend;
+  std::string device_description;
+  std::unique_ptr<Graph> graph;
+  uint64_t arch_hash = 0;
+  std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<BestCheckpoint> best;
+  std::unique_ptr<ReduceLROnPlateau> reduce_lr;
+  std::unique_ptr<EarlyStopping> early_stopping;
+  History history;
+  Predictions predictions;
+  TrainPosition pos;
+  int batch_size = 0;
+  int target_epochs = 0;
+  uint64_t seed = 0;
+  std::string run_dir;
+  bool created_run_dir = false;
+  bool resumed = false;
+  std::string resumed_from;
+  std::string model_summary;
+  Progress progress{nullptr, false};
+  Clock::time_point started;
+  std::string last_good;  // last.ckpt description for divergence messages
+
+  void say(const std::string& text) { progress.line(text); }
+  void prepare();
+  Checkpoint snapshot(bool with_optimizer) const;
+  void write_files(const std::string& status);
+  std::string augmentation_text() const;
+  std::string optimizer_text() const;
+};
+
+Trainer::Trainer(const TrainRequest& request) : impl_(std::make_unique<Impl>()) {
+  impl_->req = request;
+  impl_->prepare();
+}
+
+Trainer::~Trainer() = default;
+
+const std::string& Trainer::run_dir() const { return impl_->run_dir; }
+
+std::string Trainer::resume_command() const {
+  const TrainRequest& r = impl_->req;
+  std::string cmd = "fer_gpu train " + shell_quote(r.config_path);
+  if (r.data_path) cmd += " --data " + shell_quote(*r.data_path);
+  if (r.device) cmd += " --device " + shell_quote(*r.device);
+  if (r.epochs) cmd += " --epochs " + std::to_string(*r.epochs);
+  if (r.batch_size) cmd += " --batch-size " + std::to_string(*r.batch_size);
+  if (r.seed) cmd += " --seed " + std::to_string(*r.seed);
+  return cmd + " --resume " + shell_quote(impl_->run_dir);
+}
+
+void Trainer::Impl::prepare() {
+  started = Clock::now();
+  const bool tty = req.tty ? *req.tty : (req.out == stdout && Progress::stdout_is_tty());
+  progress = Progress(req.out, tty);
+
+  // ---- command-line values ----
+  if (req.epochs && *req.epochs < 1) throw UserError("--epochs must be at least 1");
+  if (req.batch_size && *req.batch_size < 1) throw UserError("--batch-size must be at least 1");
+  if (req.seed && *req.seed < 0) throw UserError("--seed must not be negative");
+  if (req.out_dir && req.out_dir->empty()) throw UserError("--out needs a directory");
+
+  // ---- config ----
+  config = models::load_run_config(req.config_path);
+
+  // ---- device (early: a missing GPU is reported before anything slow) ----
+  std::string notice;
+  backend = make_backend(req.device ? *req.device : "", &notice);
+  device_description = backend->description();
+
+  // ---- checkpoint to resume from ----
+  Checkpoint ckpt;
+  std::string ckpt_path;
+  if (req.resume) {
+    const std::string& r = *req.resume;
+    if (is_directory(r)) {
+      ckpt_path = (fs::path(r) / "last.ckpt").string();
+      if (!path_exists(ckpt_path)) throw UserError("--resume " + r + ": no last.ckpt in this directory");
+    } else if (path_exists(r)) {
+      ckpt_path = r;
+    } else {
+      throw UserError("--resume " + r + ": no such run directory or checkpoint file");
+    }
+    if (!req.out_dir && fs::path(ckpt_path).filename() != "last.ckpt") {
+      throw UserError("--resume " + r + ": continuing from a checkpoint other than a run's last.ckpt would "
+                      "overwrite that run's last.ckpt and history; add --out NEW_DIR to continue into a new run directory");
+    }
+    ckpt = read_checkpoint(ckpt_path);
+    resumed = true;
+    resumed_from = ckpt_path;
+  }
+
+  // ---- the model, and whether the checkpoint belongs to it (before the data: loading the full
+  // set takes a while, a wrong checkpoint should not) ----
+  target_epochs = req.epochs ? *req.epochs : config.train.epochs;
+  graph = models::build_graph(config);
+  arch_hash = models::architecture_hash(*graph);
+  model_summary = models::keras_summary(*graph, config.model.name);
+  if (resumed) {
+    check_checkpoint_matches(ckpt, ckpt_path, *graph, arch_hash, config.model.name, req.config_path);
+    if (ckpt.position.finished) {
+      throw UserError("--resume " + *req.resume + ": that run stopped early (EarlyStopping at epoch " +
+                      std::to_string(ckpt.callbacks.early_stopping.stopped_epoch) + "); there is nothing to resume");
+    }
+    if (ckpt.position.epoch >= target_epochs && ckpt.position.batch_in_epoch == 0) {
+      throw UserError("--resume " + *req.resume + ": the run has already completed " + std::to_string(ckpt.position.epoch) +
+                      " epochs; pass --epochs N with N > " + std::to_string(ckpt.position.epoch) + " to train further");
+    }
+    if (ckpt.position.epoch >= target_epochs) {
+      throw UserError("--resume " + *req.resume + ": the checkpoint is inside epoch " + std::to_string(ckpt.position.epoch + 1) +
+                      " but --epochs/epochs is " + std::to_string(target_epochs));
+    }
+    if (int(ckpt.optimizer_kind) != int(config.train.optimizer.kind)) {
+      throw UserError(ckpt_path + ": the checkpoint was trained with another optimizer than " + req.config_path + " names");
+    }
+  }
+
+  // ---- data ----
+  data_choice = choose_data(config.data.path, req.data_path, req.config_path);
+  loaders::DatasetOptions options = dataset_options(config, data_choice.path);
+  data = loaders::load_dataset(data_choice.path, options);
+  data.require_labels("training");
+  if (data.num_classes() != config.model.classes) {
+    throw UserError(data_choice.path + ": the data has " + std::to_string(data.num_classes()) + " classes after drop_classes but " +
+                    req.config_path + " [model] classes = " + std::to_string(config.model.classes));
+  }
+  class_names = data.class_names;
+  if (data.train_rows.empty()) {
+    throw UserError(data_choice.path + ": no training rows (train_usage in " + req.config_path + ")");
+  }
+  if (data.validation_rows.empty()) {
+    throw UserError(data_choice.path + ": no validation rows (validation_usage in " + req.config_path +
+                    "); training monitors validation metrics");
+  }
+  if (data_choice.is_sample) {
+    std::string banner = sample_banner(data_choice, data.size());
+    if (!banner.empty() && banner.back() == '\n') banner.pop_back();
+    say(banner);
+  }
+
+  say(notice);
+
+  // ---- effective recipe ----
+  batch_size = req.batch_size ? *req.batch_size : config.train.batch_size;
+  const int64_t train_rows = int64_t(data.train_rows.size());
+  if (data_choice.is_sample && !req.batch_size && batch_size > train_rows / 2) {
+    const int capped = int(std::min<int64_t>(32, std::max<int64_t>(1, train_rows / 2)));
+    say("The sample has " + std::to_string(train_rows) + " training images: batch size " + std::to_string(batch_size) +
+        " -> " + std::to_string(capped) + ".");
+    batch_size = capped;
+  }
+  if (config.train.drop_last && train_rows < batch_size) {
+    throw UserError(data_choice.path + ": " + std::to_string(train_rows) + " training images are fewer than one batch of " +
+                    std::to_string(batch_size) + " (drop_last = true); lower --batch-size");
+  }
+  seed = req.seed ? uint64_t(*req.seed) : config.train.seed;
+
+  // ---- resolved config: the user's text with the values this run really uses ----
+  std::vector<ConfigOverride> overrides;
+  if (req.epochs) overrides.push_back({"train", "epochs", std::to_string(target_epochs)});
+  if (batch_size != config.train.batch_size) overrides.push_back({"train", "batch_size", std::to_string(batch_size)});
+  if (req.seed) overrides.push_back({"train", "seed", std::to_string(seed)});
+  if (data_choice.path != config.data.path) overrides.push_back({"data", "path", toml_string(data_choice.path)});
+  resolved_text = apply_config_overrides(config.source_text, req.config_path, overrides);
+  if (!overrides.empty()) {
+    std::string note = "# Resolved by fer_gpu train from " + req.config_path + " with";
+    for (const auto& o : overrides) note += " " + o.table + "." + o.key + " = " + o.literal + ";";
+    note.back() = '\n';
+    resolved_text = note + resolved_text;
+    config = models::parse_run_config(resolved_text, req.config_path);
+    if (config.train.epochs != target_epochs || config.train.batch_size != batch_size || config.train.seed != seed) {
+      throw std::logic_error("resolved config does not carry the command-line values");
+    }
+  }
+
+  std::vector<int> other_batches;
+  const int val_tail = int(int64_t(data.validation_rows.size()) % batch_size);
+  if (val_tail) other_batches.push_back(val_tail);
+  const int train_tail = int(train_rows % batch_size);
+  if (!config.train.drop_last && train_tail) other_batches.push_back(train_tail);
+  const int max_batch = int(std::min<int64_t>(batch_size, std::max<int64_t>(train_rows, int64_t(data.validation_rows.size()))));
+  graph->plan(backend, std::max(1, max_batch), other_batches);
+  optimizer = std::make_unique<Optimizer>(backend, graph->trainable_count(), config.train.optimizer);
+  best = std::make_unique<BestCheckpoint>(config.checkpoint);
+  reduce_lr = std::make_unique<ReduceLROnPlateau>(config.reduce_lr);
+  early_stopping = std::make_unique<EarlyStopping>(config.early_stopping);
+
+  pos = TrainPosition{};
+  pos.seed = seed;
+  pos.target_epochs = target_epochs;
+  pos.batch_size = batch_size;
+  pos.train_rows = train_rows;
+  pos.val_rows = int64_t(data.validation_rows.size());
+  if (resumed) {
+    graph->upload_params(ckpt.params);
+    graph->upload_state(ckpt.state);
+    graph->set_seed(seed);
+    optimizer->upload_state(ckpt.optimizer_state, ckpt.optimizer_steps);
+    optimizer->set_learning_rate(ckpt.learning_rate);
+    best->state = ckpt.callbacks.best;
+    reduce_lr->state = ckpt.callbacks.reduce_lr;
+    early_stopping->state = std::move(ckpt.callbacks.early_stopping);
+    history = std::move(ckpt.history);
+    predictions = std::move(ckpt.predictions);
+    const TrainPosition& p = ckpt.position;
+    pos.epoch = p.epoch;
+    pos.batch_in_epoch = p.batch_in_epoch;
+    pos.global_step = p.global_step;
+    pos.partial_loss_sum = p.partial_loss_sum;
+    pos.partial_correct = p.partial_correct;
+    pos.partial_samples = p.partial_samples;
+    pos.partial_train_seconds = p.partial_train_seconds;
+    std::vector<std::string> differs;
+    if (p.seed != seed) differs.push_back("seed " + std::to_string(p.seed) + " -> " + std::to_string(seed));
+    if (p.batch_size != batch_size) differs.push_back("batch size " + std::to_string(p.batch_size) + " -> " + std::to_string(batch_size));
+    if (p.train_rows != pos.train_rows || p.val_rows != pos.val_rows) {
+      differs.push_back("data rows " + std::to_string(p.train_rows) + "+" + std::to_string(p.val_rows) + " -> " +
+                        std::to_string(pos.train_rows) + "+" + std::to_string(pos.val_rows));
+    }
+    if (!differs.empty()) {
+      std::string w = "warning: resuming with different settings (";
+      for (size_t i = 0; i < differs.size(); ++i) w += (i ? ", " : "") + differs[i];
+      say(w + "): the run will not repeat a straight run exactly");
+    }
+    if (p.batch_size != batch_size && p.batch_in_epoch > 0) {
+      throw UserError(ckpt_path + ": the checkpoint is inside an epoch trained with batch size " + std::to_string(p.batch_size) +
+                      "; resume it with the same batch size");
+    }
+  } else {
+    graph->initialize(seed);
+  }
+
+  // ---- run directory: the last check, then the first write ----
+  if (resumed && !req.out_dir) {
+    run_dir = fs::path(ckpt_path).parent_path().string();
+    if (run_dir.empty()) run_dir = ".";
+    if (::access(run_dir.c_str(), W_OK) != 0) throw UserError(run_dir + ": the run directory is not writable");
+    // Temporaries of a process killed while writing (kill -9, power loss) never got their final
+    // name; remove them.
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(run_dir, ec)) {
+      const std::string name = e.path().filename().string();
+      for (const char* ours : {"last.ckpt", "best.ckpt", "history.csv", "history.json", "report.html", "config.toml"}) {
+        if (name.rfind(std::string(ours) + ".tmp.", 0) == 0) fs::remove(e.path(), ec);
+      }
+    }
+  } else {
+    if (req.out_dir) {
+      run_dir = *req.out_dir;
+      check_new_run_dir(run_dir, "--out");
+    } else {
+      const std::string stem = fs::path(req.config_path).stem().string();
+      const std::string base = "runs/" + stem + "-" + local_timestamp(true);
+      run_dir = base;
+      for (int k = 2; path_exists(run_dir); ++k) run_dir = base + "-" + std::to_string(k);
+    }
+    std::error_code ec;
+    const bool existed = fs::exists(run_dir, ec);
+    fs::create_directories(run_dir, ec);
+    if (ec) throw UserError(run_dir + ": cannot create the run directory: " + ec.message());
+    created_run_dir = !existed;
+  }
+  try {
+    write_file_atomic((fs::path(run_dir) / "config.toml").string(), resolved_text);
+  } catch (...) {
+    if (created_run_dir) {
+      std::error_code ec;
+      fs::remove_all(run_dir, ec);
+    }
+    throw;
+  }
+  last_good = resumed ? resumed_from + " (epoch " + std::to_string(pos.epoch) + ")" : "";
+}
+
+std::string Trainer::Impl::augmentation_text() const {
+  const models::AugmentSpec& a = config.augment;
+  if (!a.enabled()) return "none";
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "shear_range %g deg, zoom_range %g, horizontal_flip %s", a.shear_range, a.zoom_range,
+                a.horizontal_flip ? "on" : "off");
+  return buf;
+}
+
+std::string Trainer::Impl::optimizer_text() const {
+  const OptimizerConfig& o = config.train.optimizer;
+  char buf[160];
+  if (o.kind == OptimizerConfig::Kind::adam) {
+    std::snprintf(buf, sizeof buf, "Adam (learning rate %g, now %g; beta_1 %g, beta_2 %g, epsilon %g)", o.learning_rate,
+                  optimizer ? optimizer->learning_rate() : o.learning_rate, o.beta1, o.beta2, o.epsilon);
+  } else {
+    std::snprintf(buf, sizeof buf, "SGD (learning rate %g, now %g; momentum %g%s)", o.learning_rate,
+                  optimizer ? optimizer->learning_rate() : o.learning_rate, o.momentum, o.nesterov ? ", nesterov" : "");
+  }
+  return buf;
+}
+
+Checkpoint Trainer::Impl::snapshot(bool with_optimizer) const {
+  Checkpoint c;
+  c.model_name = config.model.name;
+  c.arch_hash = arch_hash;
+  c.class_names = class_names;
+  c.config_text = resolved_text;
+  c.config_origin = req.config_path;
+  c.tensors = tensor_table(*graph);
+  c.trainable_count = graph->trainable_count();
+  c.state_count = graph->non_trainable_count();
+  c.params = graph->download_params();
+  c.state = graph->download_state();
+  const OptimizerConfig& o = optimizer->config();
+  c.optimizer_kind = int32_t(o.kind);
+  c.learning_rate = optimizer->learning_rate();
+  c.beta1 = o.beta1;
+  c.beta2 = o.beta2;
+  c.epsilon = o.epsilon;
+  c.momentum = o.momentum;
+  c.nesterov = o.nesterov ? 1 : 0;
+  c.optimizer_steps = optimizer->steps_taken();
+  if (with_optimizer) c.optimizer_state = optimizer->download_state();
+  else c.optimizer_state.assign(size_t(optimizer->state_floats()), 0.0f);
+  c.position = pos;
+  c.callbacks.best = best->state;
+  c.callbacks.reduce_lr = reduce_lr->state;
+  c.callbacks.early_stopping = early_stopping->state;
+  c.history = history;
+  c.predictions = predictions;
+  c.device = device_description;
+  c.created = local_timestamp(false);
+  return c;
+}
+
+void Trainer::Impl::write_files(const std::string& status) {
+  const fs::path dir(run_dir);
+  write_file_atomic((dir / "history.csv").string(), history.to_csv(), false);
+  write_file_atomic((dir / "history.json").string(), history.to_json(), false);
+  ReportInput in;
+  in.model_name = config.model.name;
+  in.config_path = req.config_path;
+  in.config_text = resolved_text;
+  in.run_dir = run_dir;
+  in.status = status;
+  in.created = local_timestamp(false);
+  in.device = device_description;
+  in.data_path = data_choice.path;
+  in.sample_data = data_choice.is_sample;
+  in.train_rows = int64_t(data.train_rows.size());
+  in.val_rows = int64_t(data.validation_rows.size());
+  in.trainable_params = graph->trainable_count();
+  in.non_trainable_params = graph->non_trainable_count();
+  in.batch_size = batch_size;
+  in.target_epochs = target_epochs;
+  in.seed = seed;
+  in.optimizer = optimizer_text();
+  in.augmentation = augmentation_text();
+  in.monitor = best->monitor().quantity + " (" + best->monitor().mode() + ")";
+  in.best = best->state;
+  in.model_summary = model_summary;
+  in.total_seconds = seconds_since(started);
+  in.history = &history;
+  in.class_names = class_names;
+  in.predictions = &predictions;
+  in.data = &data;
+  write_file_atomic((dir / "report.html").string(), render_report(in), false);
+}
+
+TrainResult Trainer::run(const std::atomic<bool>* stop) {
+  Impl& s = *impl_;
+  TrainResult result;
+  result.run_dir = s.run_dir;
+  const fs::path dir(s.run_dir);
+  const std::string last_path = (dir / "last.ckpt").string();
+  const std::string best_path = (dir / "best.ckpt").string();
+  const int metrics_every =
+      s.req.metrics_every > 0 ? s.req.metrics_every : (s.backend->kind() == DeviceKind::cpu ? 1 : 16);
+  int64_t steps_this_process = 0;
+  auto stop_requested = [&] {
+    if (stop && stop->load()) return true;
+    return s.req.interrupt_after_steps >= 0 && steps_this_process >= s.req.interrupt_after_steps;
+  };
+
+  // Interrupted before anything happened: a fresh run leaves nothing behind.
+  if (stop && stop->load()) {
+    if (s.created_run_dir && s.history.epochs.empty()) {
+      std::error_code ec;
+      fs::remove_all(s.run_dir, ec);
+    }
+    result.status = TrainStatus::interrupted;
+    result.message = "Interrupted before the first step; nothing was trained.";
+    s.say(result.message);
+    return result;
+  }
+
+  s.say("Training " + s.config.model.name + " (" + models::with_thousands(s.graph->trainable_count()) +
+        " trainable parameters) on " + std::to_string(s.data.train_rows.size()) + " images, validating on " +
+        std::to_string(s.data.validation_rows.size()) + "; batch " + std::to_string(s.batch_size) + ", " +
+        std::to_string(s.target_epochs) + " epochs. Run directory: " + s.run_dir);
+  if (s.resumed) {
+    s.say("Resuming from " + s.resumed_from + " at epoch " + std::to_string(s.pos.epoch + 1) +
+          (s.pos.batch_in_epoch ? ", step " + std::to_string(s.pos.batch_in_epoch + 1) : std::string()) + ".");
+  }
+
+  loaders::BatchStreamOptions so;
+  so.batch_size = s.batch_size;
+  so.shuffle = true;
+  so.drop_last = s.config.train.drop_last;
+  so.augment = kernels::AugmentConfig{s.config.augment.shear_range, s.config.augment.zoom_range,
+                                      s.config.augment.horizontal_flip};
+  so.seed = s.seed;
+  so.first_epoch = s.pos.epoch;
+  loaders::BatchStream stream(s.data, s.data.train_rows, so, s.backend.get());
+  const int64_t steps = stream.batches_per_epoch();
+  const int h = s.graph->input_shape().dims[0], w = s.graph->input_shape().dims[1];
+  Backend& be = *s.backend;
+
+  for (int64_t epoch = s.pos.epoch; epoch < s.target_epochs; ++epoch) {
+    const int shown_epoch = int(epoch + 1);
+    // Position inside the epoch (non-zero when resuming an interrupted epoch).
+    int64_t done = 0;
+    double loss_sum = 0, correct = 0, prior_seconds = 0;
+    int64_t samples = 0;
+    if (epoch == s.pos.epoch && s.pos.batch_in_epoch > 0) {
+      done = s.pos.batch_in_epoch;
+      loss_sum = s.pos.partial_loss_sum;
+      correct = s.pos.partial_correct;
+      samples = s.pos.partial_samples;
+      prior_seconds = s.pos.partial_train_seconds;
+      for (int64_t i = 0; i < done; ++i) {
+        if (!stream.next()) throw std::logic_error("the batch stream ended before the resume position");
+        stream.release();
+      }
+    }
+    s.progress.begin_epoch(shown_epoch, s.target_epochs, steps, done);
+    const Clock::time_point t_train = Clock::now();
+    int64_t unread_from = done + 1;  // first step whose metrics are not read yet
+    bool interrupted = false;
+    while (const loaders::Batch* b = stream.next()) {
+      NvtxRange step_range("step");
+      const int n = b->size;
+      be.copy(s.graph->labels(), b->labels, size_t(n) * sizeof(int32_t));
+      be.images_to_float(n, h, w, b->pixels, b->draws, s.graph->input());
+      stream.release();
+      s.graph->forward(n, true, s.pos.global_step);
+      s.graph->loss(n, true);
+      s.graph->backward(n, s.pos.global_step);
+      s.optimizer->step(s.graph->params(), s.graph->grads());
+      ++s.pos.global_step;
+      ++done;
+      ++steps_this_process;
+      const bool want_stop = stop_requested();
+      if (done % metrics_every == 0 || done == steps || want_stop) {
+        const BatchMetrics m = s.graph->take_metrics();
+        if (!std::isfinite(m.loss_sum)) {
+          s.progress.abandon();
+          const std::string where = unread_from == done ? "step " + std::to_string(done)
+                                                        : "steps " + std::to_string(unread_from) + "-" + std::to_string(done);
+          result.status = TrainStatus::diverged;
+          result.epochs_done = int(s.history.epochs.size());
+          result.message = "the training loss became " + std::string(std::isnan(m.loss_sum) ? "NaN" : "infinite") +
+                           " in epoch " + std::to_string(shown_epoch) + " at " + where + " of " + std::to_string(steps) +
+                           " (learning rate " + fmt4(s.optimizer->learning_rate()) + "); " +
+                           (s.last_good.empty() ? std::string("no checkpoint was written before it")
+                                                : "the last good checkpoint is " + s.last_good + "") +
+                           ". Lower the learning rate in " + s.req.config_path + " and train again.";
+          s.write_files("diverged in epoch " + std::to_string(shown_epoch));
+          return result;
+        }
+        loss_sum += m.loss_sum;
+        correct += m.correct;
+        samples += m.samples;
+        unread_from = done + 1;
+      }
+      s.progress.step(done, samples ? loss_sum / double(samples) : NAN, samples ? correct / double(samples) : NAN);
+      if (want_stop && done < steps) {
+        interrupted = true;
+        break;
+      }
+    }
+    const double train_seconds = prior_seconds + seconds_since(t_train);
+
+    if (interrupted) {
+      s.progress.abandon();
+      s.pos.epoch = epoch;
+      s.pos.batch_in_epoch = done;
+      s.pos.partial_loss_sum = loss_sum;
+      s.pos.partial_correct = correct;
+      s.pos.partial_samples = samples;
+      s.pos.partial_train_seconds = train_seconds;
+      write_checkpoint(last_path, s.snapshot(true));
+      s.write_files("interrupted in epoch " + std::to_string(shown_epoch) + " after step " + std::to_string(done));
+      result.status = TrainStatus::interrupted;
+      result.epochs_done = int(s.history.epochs.size());
+      result.message = "Interrupted in epoch " + std::to_string(shown_epoch) + "/" + std::to_string(s.target_epochs) +
+                       " after step " + std::to_string(done) + "/" + std::to_string(steps) + "; saved " + last_path +
+                       ".\nResume with: " + resume_command();
+      s.say(result.message);
+      return result;
+    }
+
+    // ---- validation ----
+    s.progress.validating();
+    const Clock::time_point t_val = Clock::now();
+    EvalOutput ev = evaluate_rows(*s.graph, s.data, s.data.validation_rows, true, false);
+    const double val_seconds = seconds_since(t_val);
+
+    EpochRecord rec;
+    rec.epoch = shown_epoch;
+    rec.loss = samples ? loss_sum / double(samples) : 0.0;
+    rec.accuracy = samples ? correct / double(samples) : 0.0;
+    rec.val_loss = ev.metrics.mean_loss();
+    rec.val_accuracy = ev.metrics.accuracy();
+    rec.lr = s.optimizer->learning_rate();
+    rec.steps = steps;
+    rec.train_images = samples;
+    rec.train_seconds = train_seconds;
+    rec.val_seconds = val_seconds;
+    rec.seconds = train_seconds + val_seconds;
+    s.history.epochs.push_back(rec);
+    s.predictions = std::move(ev.predictions);
+    s.predictions.epoch = shown_epoch;
+
+    s.pos.epoch = epoch + 1;
+    s.pos.batch_in_epoch = 0;
+    s.pos.partial_loss_sum = s.pos.partial_correct = 0;
+    s.pos.partial_samples = 0;
+    s.pos.partial_train_seconds = 0;
+
+    std::string notes;
+    auto note = [&](const std::string& t) {
+      if (!notes.empty()) notes += '\n';
+      notes += "  ";
+      notes += t;
+    };
+    if (s.best->on_epoch_end(rec)) {
+      write_checkpoint(best_path, s.snapshot(true));
+      note(s.best->monitor().quantity + " improved to " + fmt4(s.best->state.best) + ": saved best.ckpt");
+    }
+    std::string msg;
+    const float lr = s.optimizer->learning_rate();
+    const float next_lr = s.reduce_lr->on_epoch_end(rec, lr, &msg);
+    if (next_lr != lr) {
+      s.optimizer->set_learning_rate(next_lr);
+      note(msg);
+    }
+    bool restore = false;
+    msg.clear();
+    const bool stop_early = s.early_stopping->on_epoch_end(
+        rec,
+        [&](std::vector<float>& params, std::vector<float>& state) {
+          params = s.graph->download_params();
+          state = s.graph->download_state();
+        },
+        &restore, &msg);
+    if (!msg.empty()) note(msg);
+    if (restore) {
+      s.graph->upload_params(s.early_stopping->state.best_params);
+      s.graph->upload_state(s.early_stopping->state.best_state);
+      // The report's confusion matrix describes the model the run ends with.
+      EvalOutput again = evaluate_rows(*s.graph, s.data, s.data.validation_rows, true, false);
+      s.predictions = std::move(again.predictions);
+      s.predictions.epoch = s.early_stopping->state.best_epoch;
+    }
+    s.pos.finished = stop_early;
+    write_checkpoint(last_path, s.snapshot(true));
+    s.last_good = last_path + " (end of epoch " + std::to_string(shown_epoch) + ")";
+    const bool done_all = stop_early || epoch + 1 == s.target_epochs;
+    s.write_files(stop_early ? "stopped early after epoch " + std::to_string(shown_epoch)
+                             : done_all ? "completed " + std::to_string(shown_epoch) + " epochs"
+                                        : "in progress: epoch " + std::to_string(shown_epoch) + " of " +
+                                              std::to_string(s.target_epochs));
+    s.progress.end_epoch(rec, notes);
+    if (stop_early) {
+      result.status = TrainStatus::early_stopped;
+      break;
+    }
+    if (stop_requested() && !done_all) {
+      result.status = TrainStatus::interrupted;
+      result.epochs_done = int(s.history.epochs.size());
+      result.message = "Interrupted after epoch " + std::to_string(shown_epoch) + "/" + std::to_string(s.target_epochs) +
+                       "; saved " + last_path + ".\nResume with: " + resume_command();
+      s.say(result.message);
+      return result;
+    }
+  }
+
+  result.epochs_done = int(s.history.epochs.size());
+  std::string summary = (result.status == TrainStatus::early_stopped ? "Stopped early after " : "Finished ") +
+                        std::to_string(result.epochs_done) + " epochs in " + format_duration(seconds_since(s.started)) + ".";
+  if (s.best->state.best_epoch > 0) {
+    summary += " Best " + s.best->monitor().quantity + " " + fmt4(s.best->state.best) + " at epoch " +
+               std::to_string(s.best->state.best_epoch) + " (best.ckpt).";
+  }
+  s.say(summary + "\nRun directory: " + s.run_dir + " (report.html, history.csv, best.ckpt, last.ckpt)");
+  return result;
+}
+
+}  // namespace fer::training

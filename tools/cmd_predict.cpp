@@ -1,0 +1,183 @@
+// fer_gpu predict --checkpoint FILE IMAGE... | --csv FILE [--json] [--device cuda|cpu]
+// For each face: the top emotion and every class probability. The model is rebuilt from the
+// config the checkpoint carries. Images (PNG, JPEG, BMP, PGM) are read as Keras' load_img does
+// (grayscale, nearest-neighbour resize to the model input); a CSV is a Kaggle-layout file
+// (labelled or "pixels" only); with labels, the accuracy over the file is printed too.
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/error.h"
+#include "engine/training/evaluate.h"
+#include "engine/training/fileio.h"
+#include "engine/training/run_setup.h"
+#include "loaders/image_io.h"
+#include "tools/commands.h"
+
+namespace {
+
+struct PredictArgs {
+  std::string checkpoint, csv, device;
+  std::vector<std::string> images;
+  bool json = false;
+  int batch_size = 64;
+};
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+// Images as a Dataset of unlabeled rows at the model's input size.
+fer::loaders::Dataset images_as_dataset(const std::vector<std::string>& paths, int h, int w) {
+  fer::loaders::Dataset d;
+  d.height = h;
+  d.width = w;
+  d.labeled = false;
+  d.pixels.resize(paths.size() * size_t(h) * size_t(w));
+  for (size_t i = 0; i < paths.size(); ++i) {
+    const std::string bytes = fer::training::read_file(paths[i]);
+    fer::loaders::GrayImage img;
+    try {
+      img = fer::loaders::decode_gray(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    } catch (const std::exception& e) {
+      throw fer::UserError(paths[i] + ": cannot read the image: " + e.what());
+    }
+    uint8_t* dst = d.pixels.data() + i * size_t(h) * size_t(w);
+    if (img.height == h && img.width == w) {
+      std::copy(img.pixels.begin(), img.pixels.end(), dst);
+    } else {
+      fer::loaders::resize_nearest(img.pixels.data(), img.height, img.width, dst, h, w);
+    }
+    d.labels.push_back(-1);
+    d.fer_ids.push_back(fer::loaders::kNoLabel);
+    d.usage.push_back(fer::loaders::Usage::test);
+  }
+  return d;
+}
+
+// A CSV's rows resized to the model input when it is not 48x48.
+fer::loaders::Dataset resized(const fer::loaders::Dataset& in, int h, int w) {
+  if (in.height == h && in.width == w) return in;
+  fer::loaders::Dataset d = in;
+  d.height = h;
+  d.width = w;
+  d.pixels.assign(size_t(in.size()) * size_t(h) * size_t(w), 0);
+  for (int64_t r = 0; r < in.size(); ++r) {
+    fer::loaders::resize_nearest(in.image(r), in.height, in.width, d.pixels.data() + size_t(r) * size_t(h) * size_t(w), h, w);
+  }
+  return d;
+}
+
+void add_predict(CLI::App& app) {
+  auto* cmd = app.add_subcommand("predict", "Predict the emotion of faces with a trained checkpoint");
+  auto a = std::make_shared<PredictArgs>();
+  cmd->add_option("--checkpoint", a->checkpoint, "Checkpoint file (best.ckpt or last.ckpt of a run)")->required();
+  cmd->add_option("images", a->images, "Face images (PNG, JPEG, BMP, PGM); any size, colour is converted to gray");
+  auto* csv = cmd->add_option("--csv", a->csv, "A Kaggle-layout CSV (emotion,pixels,Usage or pixels only)");
+  cmd->add_flag("--json", a->json, "Print JSON instead of text");
+  auto* device = cmd->add_option("--device", a->device, "cuda or cpu (default: cuda when a GPU is present)")
+                     ->check(CLI::IsMember({"cuda", "cpu"}));
+  cmd->add_option("--batch-size", a->batch_size, "Images per forward pass")->check(CLI::PositiveNumber);
+  cmd->callback([=] {
+    using namespace fer::training;
+    if (a->images.empty() && !*csv) throw fer::UserError("predict needs IMAGE files or --csv FILE");
+    if (!a->images.empty() && *csv) throw fer::UserError("give either IMAGE files or --csv FILE, not both");
+    LoadedModel model = load_model(a->checkpoint, "");
+    const auto& in_shape = model.graph->input_shape().dims;
+    const int h = in_shape[0], w = in_shape[1];
+
+    fer::loaders::Dataset ds;
+    std::vector<std::string> sources;
+    if (*csv) {
+      if (!path_exists(a->csv)) throw fer::UserError("--csv " + a->csv + ": no such file");
+      if (is_directory(a->csv)) throw fer::UserError("--csv " + a->csv + ": is a directory, expected a CSV file");
+      fer::loaders::DatasetOptions options;  // every row, every class
+      options.cache = cache_mode_for(a->csv);
+      ds = resized(fer::loaders::load_dataset(a->csv, options), h, w);
+      for (int64_t r = 0; r < ds.size(); ++r) sources.push_back(a->csv + " row " + std::to_string(r + 1));
+    } else {
+      ds = images_as_dataset(a->images, h, w);
+      sources = a->images;
+    }
+    if (ds.size() == 0) throw fer::UserError("nothing to predict: no faces were read");
+    std::vector<int64_t> rows(size_t(ds.size()));
+    for (int64_t r = 0; r < ds.size(); ++r) rows[size_t(r)] = r;
+
+    // Labels of a labelled CSV, as names (its own FER ids; the model may leave classes out).
+    std::vector<std::string> truth(rows.size());
+    if (ds.labeled) {
+      for (size_t r = 0; r < rows.size(); ++r) {
+        const uint8_t id = ds.fer_ids[r];
+        truth[r] = id < fer::loaders::kNumFerClasses ? fer::loaders::fer_class_names()[id] : "";
+      }
+    }
+    const int batch = int(std::min<int64_t>(a->batch_size, ds.size()));
+    std::string notice;
+    auto backend = make_backend(*device ? a->device : "", &notice);
+    if (!a->json) std::printf("%s\n", notice.c_str());
+    place_model(model, backend, batch, int(ds.size() % batch));
+    const EvalOutput ev = evaluate_rows(*model.graph, ds, rows, false, true);
+    const auto& names = model.class_names;
+    const int k = int(names.size());
+    int64_t labelled = 0, right = 0;
+    if (a->json) {
+      std::printf("{\n  \"checkpoint\": %s,\n  \"model\": %s,\n  \"classes\": [", json_string(a->checkpoint).c_str(),
+                  json_string(model.config.model.name).c_str());
+      for (int c = 0; c < k; ++c) std::printf("%s%s", c ? ", " : "", json_string(names[size_t(c)]).c_str());
+      std::printf("],\n  \"predictions\": [\n");
+    } else {
+      std::printf("%s: %s, %zu face(s)\n", a->checkpoint.c_str(), model.config.model.name.c_str(), rows.size());
+    }
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const float* p = ev.probabilities.data() + i * size_t(k);
+      const int top = ev.predictions.predicted[i];
+      if (!truth[i].empty()) {
+        ++labelled;
+        right += truth[i] == names[size_t(top)];
+      }
+      if (a->json) {
+        std::printf("    {\"source\": %s, \"top\": %s, \"confidence\": %.6f, ", json_string(sources[i]).c_str(),
+                    json_string(names[size_t(top)]).c_str(), p[top]);
+        if (!truth[i].empty()) std::printf("\"label\": %s, ", json_string(truth[i]).c_str());
+        std::printf("\"probabilities\": {");
+        for (int c = 0; c < k; ++c) std::printf("%s%s: %.6f", c ? ", " : "", json_string(names[size_t(c)]).c_str(), p[c]);
+        std::printf("}}%s\n", i + 1 < rows.size() ? "," : "");
+      } else {
+        std::printf("%s: %s %.3f", sources[i].c_str(), names[size_t(top)].c_str(), p[top]);
+        if (!truth[i].empty()) std::printf(" (label %s)", truth[i].c_str());
+        std::printf("  [");
+        for (int c = 0; c < k; ++c) std::printf("%s%s %.3f", c ? ", " : "", names[size_t(c)].c_str(), p[c]);
+        std::printf("]\n");
+      }
+    }
+    if (a->json) {
+      std::printf("  ]");
+      if (labelled) std::printf(",\n  \"labelled\": %lld,\n  \"accuracy\": %.6f", static_cast<long long>(labelled),
+                                double(right) / double(labelled));
+      std::printf("\n}\n");
+    } else if (labelled) {
+      std::printf("accuracy over %lld labelled faces: %.4f\n", static_cast<long long>(labelled),
+                  double(right) / double(labelled));
+    }
+  });
+}
+
+}  // namespace
+
+FER_COMMAND(add_predict);

@@ -1,0 +1,101 @@
+// fer_gpu train CONFIG [--data PATH] [--device cuda|cpu] [--epochs N] [--batch-size B] [--seed S]
+//                      [--out DIR] [--resume DIR]
+// Trains a model config; command-line values override the config's. Ctrl-C finishes the current
+// step, writes last.ckpt and exits with status 130; a second Ctrl-C quits at once (checkpoints are
+// written atomically, so that never leaves a torn file). A diverged run (NaN/Inf loss) exits 1.
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/training/trainer.h"
+#include "tools/commands.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_interrupt(int) {
+  g_stop.store(true);
+  static const char msg[] =
+      "\nInterrupt: finishing the current step and saving last.ckpt (press Ctrl-C again to quit at once)\n";
+  const ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+}
+
+// Installs the handler for the lifetime of the object (SA_RESETHAND: the second signal gets the
+// default action).
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    struct sigaction sa {};
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~InterruptGuard() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+struct TrainArgs {
+  std::string config;
+  std::string data, device, out, resume;
+  int epochs = 0, batch_size = 0;
+  int64_t seed = -1;
+};
+
+void add_train(CLI::App& app) {
+  auto* cmd = app.add_subcommand("train", "Train a model config (Keras model.fit-style output, checkpoints, report)");
+  auto a = std::make_shared<TrainArgs>();
+  cmd->add_option("config", a->config, "Model config (TOML), e.g. configs/model5.toml")->required();
+  auto* data = cmd->add_option("--data", a->data, "FER2013 CSV or image-folder root (default: the config's [data] path)");
+  auto* device = cmd->add_option("--device", a->device, "cuda or cpu (default: cuda when a GPU is present)")
+                     ->check(CLI::IsMember({"cuda", "cpu"}));
+  auto* epochs = cmd->add_option("--epochs", a->epochs, "Total epochs of the run (overrides [train] epochs)");
+  auto* batch = cmd->add_option("--batch-size", a->batch_size, "Batch size (overrides [train] batch_size)");
+  auto* seed = cmd->add_option("--seed", a->seed, "Seed of initialisation, shuffling, augmentation and dropout");
+  auto* out = cmd->add_option("--out", a->out, "Run directory (default runs/<config>-<timestamp>)");
+  auto* resume = cmd->add_option("--resume", a->resume, "Continue the run in DIR (or from a .ckpt file)");
+  cmd->callback([=] {
+    fer::training::TrainRequest req;
+    req.config_path = a->config;
+    if (*data) req.data_path = a->data;
+    if (*device) req.device = a->device;
+    if (*epochs) req.epochs = a->epochs;
+    if (*batch) req.batch_size = a->batch_size;
+    if (*seed) req.seed = a->seed;
+    if (*out) req.out_dir = a->out;
+    if (*resume) req.resume = a->resume;
+    fer::training::Trainer trainer(req);
+    fer::training::TrainResult result;
+    {
+      InterruptGuard guard;
+      result = trainer.run(&g_stop);
+    }
+    switch (result.status) {
+      case fer::training::TrainStatus::completed:
+      case fer::training::TrainStatus::early_stopped:
+        return;
+      case fer::training::TrainStatus::interrupted:
+        throw fer::tools::Exit{130};
+      case fer::training::TrainStatus::diverged:
+        std::fprintf(stderr, "error: %s\n", result.message.c_str());
+        throw fer::tools::Exit{1};
+    }
+  });
+}
+
+}  // namespace
+
+FER_COMMAND(add_train);
