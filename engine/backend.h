@@ -41,6 +41,8 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill(float* p, int64_t n, float value) = 0;
   virtual void synchronize() = 0;
+  // Free and total device memory; false where the question has no useful answer (host memory).
+  virtual bool memory_info(size_t* free_bytes, size_t* total_bytes) { return false; }
   // The backend's compute stream (cudaStream_t) for loaders that order copies against it;
   // null on the CPU.
   virtual void* native_stream() { return nullptr; }

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "engine/nvtx.h"
+#include "engine/op_context.h"
 
 namespace fer {
 
@@ -23,10 +24,12 @@ void Optimizer::step(float* params, const float* grads) {
   ++steps_;
   if (config_.kind == OptimizerConfig::Kind::adam) {
     NvtxRange range("optim/adam");
+    OpContextScope context("optim/adam");
     AdamParams p{config_.learning_rate, config_.beta1, config_.beta2, config_.epsilon, steps_};
     backend_->adam_update(n_, params, grads, buffer_, buffer_ + n_, p);
   } else {
     NvtxRange range("optim/sgd");
+    OpContextScope context("optim/sgd");
     SgdParams p{config_.learning_rate, config_.momentum, config_.nesterov};
     backend_->sgd_update(n_, params, grads, buffer_, p);
   }

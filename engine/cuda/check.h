@@ -3,36 +3,13 @@
 // of the FER_*_CHECK macros; a failure throws DeviceError naming the call, its status, the op/layer
 // being run (OpContextScope, set by the executor around each node) and the op's shapes (the
 // macro's second argument, a std::string expression evaluated only on failure).
-//
-// The op-context part is plain C++ and safe to include in any build; the macros need the CUDA
-// headers and exist only when FER_HAVE_CUDA is set.
+// The macros need the CUDA headers and exist only when FER_HAVE_CUDA is set.
 #include <string>
 
 #include "engine/error.h"
+#include "engine/op_context.h"
 
 namespace fer {
-
-// The op or layer ("fwd/conv2d_1", "optim/adam") on whose behalf this thread is calling the
-// backend. Scopes nest and restore the previous name. The string is not copied: keep it alive for
-// the scope (layer names owned by the graph are).
-class OpContextScope {
- public:
-  explicit OpContextScope(const char* name) : saved_(slot()) { slot() = name; }
-  explicit OpContextScope(const std::string& name) : OpContextScope(name.c_str()) {}
-  ~OpContextScope() { slot() = saved_; }
-  OpContextScope(const OpContextScope&) = delete;
-  OpContextScope& operator=(const OpContextScope&) = delete;
-
-  // The innermost name on this thread, or null.
-  static const char* current() { return slot(); }
-
- private:
-  static const char*& slot() {
-    static thread_local const char* name = nullptr;
-    return name;
-  }
-  const char* saved_;
-};
 
 namespace cuda_check {
 

@@ -523,6 +523,13 @@ std::string CudaBackend::conv_algorithms(const ConvShape& s) {
 // ------------------------------------------------------------------------------------------------
 // Memory.
 
+bool CudaBackend::memory_info(size_t* free_bytes, size_t* total_bytes) {
+  ensure_device(impl_->device);
+  const bool ok = cudaMemGetInfo(free_bytes, total_bytes) == cudaSuccess;
+  cudaGetLastError();
+  return ok;
+}
+
 void* CudaBackend::allocate(size_t bytes) {
   ensure_device(impl_->device);
   const size_t asked = std::max(bytes, kAlign);

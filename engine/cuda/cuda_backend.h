@@ -60,6 +60,7 @@ class CudaBackend final : public Backend {
   // allocate: cudaMalloc (at least 256 bytes, so never null); out of memory throws DeviceError
   // with the bytes asked for and the bytes free. deallocate: cudaFree (synchronises the device).
   void* allocate(size_t bytes) override;
+  bool memory_info(size_t* free_bytes, size_t* total_bytes) override;
   void deallocate(void* p) override;
   // Enqueued on the compute stream. With pageable src the data has been taken when this returns;
   // with pinned src keep it unchanged until the stream has passed the copy.
