@@ -26,6 +26,9 @@ const char* device_name(DeviceKind kind);
 
 // Per-image augmentation draw (Keras ImageDataGenerator semantics; see kernels/common/augment.h).
 struct AugmentDraw;
+namespace kernels {
+struct AugmentConfig;
+}
 
 class Backend {
  public:
@@ -124,6 +127,20 @@ class Backend {
   // draws: one per image (null: no augmentation). src and draws live in this backend's memory.
   virtual void images_to_float(int n, int h, int w, const uint8_t* src, const AugmentDraw* draws,
                                float* dst) = 0;
+
+  // ---- resident data sets (loaders/resident_data.h): batches gathered where the data lives ----
+  // For i < n, with r = indices[i]: row i of dst_images = row r of images (row_bytes bytes each),
+  // dst_labels[i] = labels[r] (skipped when labels or dst_labels is null). Every pointer is in this
+  // backend's memory; source and destination do not overlap.
+  virtual void gather_rows(int n, const int32_t* indices, const uint8_t* images,
+                           const int32_t* labels, int64_t row_bytes, uint8_t* dst_images,
+                           int32_t* dst_labels) = 0;
+  // dst[i] = kernels::augment_draw(seed, epoch, key, cfg) with key = keys[indices[i]] (the data-set
+  // row of each resident row), or indices[i] when keys is null: the draws the batch stream makes on
+  // the host for the same rows, bit for bit. indices, keys and dst are in this backend's memory.
+  virtual void augment_draws(int n, const int32_t* indices, const int64_t* keys, uint64_t seed,
+                             uint64_t epoch, const kernels::AugmentConfig& cfg,
+                             AugmentDraw* dst) = 0;
 };
 
 // Settings of the CUDA backend (ignored by the CPU one).

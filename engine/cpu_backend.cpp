@@ -19,9 +19,14 @@ class CpuBackend final : public Backend {
   DeviceKind kind() const override { return DeviceKind::cpu; }
 
   // The kernels split their work over OpenMP threads and call OpenBLAS single-threaded inside
-  // them (kernels/cpu/gemm.h).
+  // them (kernels/cpu/gemm.h); convolutions run on oneDNN when the build has it (one OpenMP
+  // pool), unless FER_CPU_CONV=im2col (kernels/cpu/conv2d.h).
   std::string description() const override {
-    return "cpu (" + std::to_string(omp_get_max_threads()) + " OpenMP threads, OpenBLAS GEMMs)";
+    using kernels::cpu::ConvImpl;
+    const bool onednn = kernels::cpu::conv_onednn_compiled() &&
+                        kernels::cpu::conv_impl() != ConvImpl::im2col;
+    return "cpu (" + std::to_string(omp_get_max_threads()) + " OpenMP threads, " +
+           (onednn ? "oneDNN convolutions, " : "im2col convolutions, ") + "OpenBLAS GEMMs)";
   }
 
   void* allocate(size_t bytes) override {
@@ -128,6 +133,15 @@ class CpuBackend final : public Backend {
   void images_to_float(int n, int h, int w, const uint8_t* src, const AugmentDraw* draws,
                        float* dst) override {
     kernels::cpu::images_to_float(n, h, w, src, draws, dst);
+  }
+
+  void gather_rows(int n, const int32_t* indices, const uint8_t* images, const int32_t* labels,
+                   int64_t row_bytes, uint8_t* dst_images, int32_t* dst_labels) override {
+    kernels::cpu::gather_rows(n, indices, images, labels, row_bytes, dst_images, dst_labels);
+  }
+  void augment_draws(int n, const int32_t* indices, const int64_t* keys, uint64_t seed,
+                     uint64_t epoch, const kernels::AugmentConfig& cfg, AugmentDraw* dst) override {
+    kernels::cpu::augment_draws(n, indices, keys, seed, epoch, cfg, dst);
   }
 };
 

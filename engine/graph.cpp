@@ -7,6 +7,7 @@
 
 #include "engine/error.h"
 #include "engine/nvtx.h"
+#include "engine/op_context.h"
 #include "kernels/common/philox.h"
 
 namespace fer {
@@ -25,6 +26,8 @@ Graph::Graph(std::vector<std::unique_ptr<Layer>> layers, Shape input, int classe
   shapes_.push_back(input_shape_);
   layer_params_.resize(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i) {
+    fwd_names_.push_back("fwd/" + layers_[i]->name());
+    bwd_names_.push_back("bwd/" + layers_[i]->name());
     shapes_.push_back(layers_[i]->infer(shapes_.back()));
     for (const ParamSpec& spec : layers_[i]->param_specs()) {
       ParamEntry entry{int(i), spec, spec.trainable ? trainable_count_ : state_count_};
@@ -96,7 +99,11 @@ void Graph::plan(std::shared_ptr<Backend> shared, int max_batch, const std::vect
     x = node.y;
   }
   workspace_ = a.reserve(workspace);
-  a.allocate();
+  try {
+    a.allocate();
+  } catch (const DeviceError& e) {
+    throw DeviceError(std::string(e.what()) + "\n" + batch_size_hint(backend, a.total_bytes()));
+  }
 
   for (size_t i = 0; i < layers_.size(); ++i) {
     for (const ParamEntry& p : layer_params_[i]) {
@@ -110,6 +117,29 @@ void Graph::plan(std::shared_ptr<Backend> shared, int max_batch, const std::vect
     }
   }
   out_ = a.at<float>(nodes_.back().y);
+}
+
+std::string Graph::batch_size_hint(Backend& backend, size_t asked) const {
+  // Activations, their gradients and the float input grow with the batch; the rest is fixed.
+  int64_t per_sample = 0, largest = 0;
+  for (const Shape& s : shapes_) largest = std::max(largest, s.size());
+  per_sample += 2 * largest + input_shape_.size();
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (!layers_[i]->aliases_input()) per_sample += shapes_[i + 1].size();
+  const size_t per_sample_bytes = size_t(per_sample) * sizeof(float);
+  std::string hint = "the model's buffers for batch " + std::to_string(max_batch_) + " need " +
+                     std::to_string(asked >> 20) + " MiB (" + std::to_string(per_sample_bytes >> 10) +
+                     " KiB per sample)";
+  size_t free_bytes = 0, total_bytes = 0;
+  if (backend.memory_info(&free_bytes, &total_bytes)) {
+    const size_t fixed = asked > per_sample_bytes * size_t(max_batch_) ? asked - per_sample_bytes * size_t(max_batch_) : 0;
+    const size_t usable = free_bytes > fixed ? (free_bytes - fixed) * 9 / 10 : 0;
+    const size_t fits = usable / per_sample_bytes;
+    hint += fits >= 1 ? "; about " + std::to_string(fits) + " samples fit: try --batch-size " +
+                            std::to_string(std::min<size_t>(fits, size_t(max_batch_) - 1))
+                      : "; not even batch 1 fits in the free device memory";
+  }
+  return hint;
 }
 
 void Graph::initialize(uint64_t seed) {
@@ -182,13 +212,17 @@ void Graph::forward(int n, bool training, uint64_t step) {
   if (n < 1 || n > max_batch_) throw std::logic_error("batch size outside the planned range");
   for (int i = 0; i < num_layers(); ++i) {
     if (layers_[i]->aliases_input()) continue;
-    NvtxRange range("fwd/" + layers_[i]->name());
+    NvtxRange range(fwd_names_[i]);
+    OpContextScope context(fwd_names_[i]);
+    if (observer_) observer_->before_layer(i, Pass::forward);
     layers_[i]->forward(io_for(i, n, training, step));
+    if (observer_) observer_->after_layer(i, Pass::forward);
   }
 }
 
 void Graph::loss(int n, bool with_grad) {
   NvtxRange range("loss");
+  OpContextScope context("loss/softmax_cross_entropy");
   backend_->softmax_cross_entropy(n, classes_, out_, labels(),
                                   with_grad ? arena_->at<float>(grad_a_) : nullptr, 1.0f / float(n),
                                   arena_->at<double>(metrics_));
@@ -202,11 +236,14 @@ void Graph::backward(int n, uint64_t step) {
   float* spare = arena_->at<float>(grad_b_);
   for (int i = num_layers() - 1; i >= first; --i) {
     if (layers_[i]->aliases_input()) continue;  // dx is dy, same layout
-    NvtxRange range("bwd/" + layers_[i]->name());
+    NvtxRange range(bwd_names_[i]);
+    OpContextScope context(bwd_names_[i]);
     LayerIO io = io_for(i, n, true, step);
     io.dy = dy;
     io.dx = i == first ? nullptr : spare;
+    if (observer_) observer_->before_layer(i, Pass::backward);
     layers_[i]->backward(io);
+    if (observer_) observer_->after_layer(i, Pass::backward);
     std::swap(dy, spare);
   }
 }

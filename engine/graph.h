@@ -29,6 +29,18 @@ struct BatchMetrics {
   double accuracy() const { return samples ? correct / double(samples) : 0.0; }
 };
 
+// An optional hook around every layer call the graph makes (benchmarks, profilers): before/after
+// each layer's forward and backward, in execution order. Layers that only alias their input
+// (Flatten) do no work and are not reported. Called on the host thread that drives the graph; on
+// an asynchronous backend the hook sees enqueue points, not completion (time with backend timers).
+enum class Pass { forward, backward };
+class LayerObserver {
+ public:
+  virtual ~LayerObserver() = default;
+  virtual void before_layer(int index, Pass pass) {}
+  virtual void after_layer(int index, Pass pass) {}
+};
+
 class Graph {
  public:
   Graph(std::vector<std::unique_ptr<Layer>> layers, Shape input, int classes);
@@ -94,6 +106,10 @@ class Graph {
   void upload_params(const std::vector<float>& host);
   void upload_state(const std::vector<float>& host);
 
+  // Installs (or, with null, removes) the per-layer hook; the graph does not own it.
+  void set_layer_observer(LayerObserver* observer) { observer_ = observer; }
+  LayerObserver* layer_observer() const { return observer_; }
+
   void set_seed(uint64_t seed) { seed_ = seed; }
   uint64_t seed() const { return seed_; }
 
@@ -103,10 +119,12 @@ class Graph {
     std::vector<float*> param_ptrs, grad_ptrs;
   };
   LayerIO io_for(int i, int n, bool training, uint64_t step) const;
+  std::string batch_size_hint(Backend& backend, size_t asked) const;
 
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Shape> shapes_;  // shapes_[0] = input, shapes_[i+1] = output of layer i
   std::vector<std::vector<ParamEntry>> layer_params_;
+  std::vector<std::string> fwd_names_, bwd_names_;  // "fwd/<layer>", "bwd/<layer>": NVTX and error context
   Shape input_shape_;
   int classes_ = 0;
   int64_t trainable_count_ = 0, state_count_ = 0;
@@ -120,6 +138,7 @@ class Graph {
   const float* out_ = nullptr;  // the last layer's output (logits)
   uint64_t seed_ = 0;
   int64_t metric_samples_ = 0;
+  LayerObserver* observer_ = nullptr;
 };
 
 }  // namespace fer

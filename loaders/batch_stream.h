@@ -33,7 +33,8 @@
 //
 // Reproducibility: epoch e's order is epoch_permutation(n, seed, e) (Philox-driven Fisher-Yates,
 // the same on every platform), and image row r's draw is kernels::augment_draw(seed, e, r, cfg).
-// Batch contents never depend on timing or on the ring size.
+// Batch contents never depend on timing or on the ring size. loaders/resident_data.h's
+// ResidentBatches delivers the same batches from data held in backend memory.
 //
 // Lifetime: the Dataset and the Backend must outlive the stream. The destructor stops and joins
 // the loader thread (also when the consumer leaves early or by an exception) and waits for

@@ -98,6 +98,7 @@ void parse_data(TableReader& r, DataSpec& d, int classes) {
   }
   parse_usage_list(r, "train_usage", d.train_usage);
   parse_usage_list(r, "validation_usage", d.validation_usage);
+  d.resident = r.get_choice("resident", {"auto", "on", "off"}, d.resident);
   const int kept = 7 - int(d.drop_classes.size());
   if (kept != classes) {
     r.fail("drop_classes", "leaves " + std::to_string(kept) + " of FER2013's 7 classes but [model] classes = " +

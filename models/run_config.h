@@ -38,6 +38,10 @@ struct DataSpec {
   std::vector<int> drop_classes;  // FER2013 ids (0 angry ... 6 neutral) left out, e.g. {1}
   std::vector<std::string> train_usage{"Training"};
   std::vector<std::string> validation_usage{"PublicTest", "PrivateTest"};
+  // Hold the uint8 images in the device's memory and gather batches there ("on"), stream them
+  // through the pinned batch ring ("off"), or decide by device and free memory ("auto"; see
+  // loaders/resident_data.h). Changes speed, never results.
+  std::string resident = "auto";
 };
 
 struct AugmentSpec {

@@ -1,5 +1,5 @@
 // fer_gpu train CONFIG [--data PATH] [--device cuda|cpu] [--epochs N] [--batch-size B] [--seed S]
-//                      [--out DIR] [--resume DIR]
+//                      [--out DIR] [--resume DIR] [--resident auto|on|off]
 // Trains a model config; command-line values override the config's. Ctrl-C finishes the current
 // step, writes last.ckpt and exits with status 130; a second Ctrl-C quits at once (checkpoints are
 // written atomically, so that never leaves a torn file). A diverged run (NaN/Inf loss) exits 1.
@@ -50,7 +50,7 @@ class InterruptGuard {
 
 struct TrainArgs {
   std::string config;
-  std::string data, device, out, resume;
+  std::string data, device, out, resume, resident;
   int epochs = 0, batch_size = 0;
   int64_t seed = -1;
 };
@@ -67,6 +67,10 @@ void add_train(CLI::App& app) {
   auto* seed = cmd->add_option("--seed", a->seed, "Seed of initialisation, shuffling, augmentation and dropout");
   auto* out = cmd->add_option("--out", a->out, "Run directory (default runs/<config>-<timestamp>)");
   auto* resume = cmd->add_option("--resume", a->resume, "Continue the run in DIR (or from a .ckpt file)");
+  auto* resident = cmd->add_option("--resident", a->resident,
+                                   "Hold the images in device memory and gather batches there: on, off, or auto "
+                                   "(CUDA when they fit; overrides [data] resident)")
+                       ->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->callback([=] {
     fer::training::TrainRequest req;
     req.config_path = a->config;
@@ -77,6 +81,7 @@ void add_train(CLI::App& app) {
     if (*seed) req.seed = a->seed;
     if (*out) req.out_dir = a->out;
     if (*resume) req.resume = a->resume;
+    if (*resident) req.resident = a->resident;
     fer::training::Trainer trainer(req);
     fer::training::TrainResult result;
     {

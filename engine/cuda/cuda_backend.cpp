@@ -26,6 +26,7 @@
 #include "kernels/cuda/conv_pad.cuh"
 #include "kernels/cuda/dropout.cuh"
 #include "kernels/cuda/fill.cuh"
+#include "kernels/cuda/gather.cuh"
 #include "kernels/cuda/optimizers.cuh"
 #include "kernels/cuda/pooling.cuh"
 #include "kernels/cuda/softmax_xent.cuh"
@@ -935,6 +936,32 @@ void CudaBackend::images_to_float(int n, int h, int w, const uint8_t* src,
                      what());
   }
   m.after_op("images_to_float", what);
+}
+
+void CudaBackend::gather_rows(int n, const int32_t* indices, const uint8_t* images,
+                              const int32_t* labels, int64_t row_bytes, uint8_t* dst_images,
+                              int32_t* dst_labels) {
+  Impl& m = *impl_;
+  ensure_device(m.device);
+  const auto what = [&] {
+    return "gather_rows n=" + std::to_string(n) + " row_bytes=" + std::to_string(row_bytes);
+  };
+  FER_CUDA_CHECK(kc::gather_rows(n, indices, images, labels, row_bytes, dst_images, dst_labels,
+                                 m.stream),
+                 what());
+  m.after_op("gather_rows", what);
+}
+
+void CudaBackend::augment_draws(int n, const int32_t* indices, const int64_t* keys, uint64_t seed,
+                                uint64_t epoch, const kernels::AugmentConfig& cfg,
+                                AugmentDraw* dst) {
+  Impl& m = *impl_;
+  ensure_device(m.device);
+  const auto what = [&] {
+    return "augment_draws n=" + std::to_string(n) + " epoch=" + std::to_string(epoch);
+  };
+  FER_CUDA_CHECK(kc::augment_draws(n, indices, keys, seed, epoch, cfg, dst, m.stream), what());
+  m.after_op("augment_draws", what);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -118,6 +118,11 @@ class CudaBackend final : public Backend {
   void images_to_float(int n, int h, int w, const uint8_t* src, const AugmentDraw* draws,
                        float* dst) override;
 
+  void gather_rows(int n, const int32_t* indices, const uint8_t* images, const int32_t* labels,
+                   int64_t row_bytes, uint8_t* dst_images, int32_t* dst_labels) override;
+  void augment_draws(int n, const int32_t* indices, const int64_t* keys, uint64_t seed,
+                     uint64_t epoch, const kernels::AugmentConfig& cfg, AugmentDraw* dst) override;
+
   // The algorithms chosen for a shape, for logs and benchmarks ("fwd=IMPLICIT_PRECOMP_GEMM ...").
   std::string conv_algorithms(const ConvShape& s);
 

@@ -278,6 +278,13 @@ std::string serialize_checkpoint(const Checkpoint& c) {
   write_history(w, c.history);
   w.end();
 
+  // Per-epoch loader stall, added after format version 1 shipped: its own optional section, so
+  // older readers skip it and older checkpoints (without it) read as stall 0.
+  w.begin("LDST");
+  w.put<uint64_t>(c.history.epochs.size());
+  for (const EpochRecord& e : c.history.epochs) w.put(e.loader_stall_seconds);
+  w.end();
+
   w.begin("PRED");
   w.put<int32_t>(c.predictions.epoch);
   w.vec(c.predictions.rows);
@@ -495,6 +502,11 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path, b
   {
     auto r = section("HIST", true);
     c.history = read_history(*r);
+  }
+  if (auto r = section("LDST", false)) {
+    const uint64_t n = r->get<uint64_t>();
+    if (n != c.history.epochs.size()) r->fail("loader stall count differs from the history's epochs");
+    for (EpochRecord& e : c.history.epochs) e.loader_stall_seconds = r->get<double>();
   }
   if (auto r = section("PRED", false)) {
     Predictions& p = c.predictions;

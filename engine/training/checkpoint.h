@@ -23,9 +23,10 @@
 //           target epochs, batch size, partial epoch metrics, data row counts, finished flag
 //     CALL  best-checkpoint, ReduceLROnPlateau and EarlyStopping state (+ its best weights)
 //     HIST  the history so far (every EpochRecord)
+//     LDST  per-epoch loader stall seconds of the history (optional; absent: 0)
 //     PRED  the last validation pass's predictions (for the report's confusion matrix)
 //     INFO  device description, fer_gpu format note, creation time
-//   A reader skips sections it does not know; every section above except PRED/INFO is required.
+//   A reader skips sections it does not know; every section above except LDST/PRED/INFO is required.
 //
 // Writes are atomic (temporary file, fsync, rename). Reading validates magic, version, header
 // checksum, file size (truncation), payload checksum and the consistency of every section, and

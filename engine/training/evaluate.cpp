@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "engine/nvtx.h"
 
@@ -14,14 +15,21 @@ ConfusionMatrix EvalOutput::confusion(int classes) const {
 }
 
 EvalOutput evaluate_rows(Graph& graph, const loaders::Dataset& data, const std::vector<int64_t>& rows,
-                         bool with_loss, bool keep_probabilities) {
+                         bool with_loss, bool keep_probabilities, loaders::ResidentBatches* resident) {
   NvtxRange range("evaluate");
   EvalOutput out;
   const int classes = graph.classes();
   const int batch = graph.max_batch();
   const int64_t pixels = data.image_bytes();
-  std::vector<uint8_t> images(size_t(batch) * size_t(pixels));
-  std::vector<int32_t> labels(static_cast<size_t>(batch));
+  if (resident) {
+    const int64_t expected = (int64_t(rows.size()) + batch - 1) / batch;
+    if (resident->size() != int64_t(rows.size()) || resident->batches_per_epoch() != expected ||
+        resident->batch_size(0) != int(std::min<size_t>(size_t(batch), rows.size())) || resident->augment()) {
+      throw std::logic_error("evaluate_rows: the resident batches do not match the rows and the graph's batch");
+    }
+  }
+  std::vector<uint8_t> images(resident ? 0 : size_t(batch) * size_t(pixels));
+  std::vector<int32_t> labels(resident ? 0 : static_cast<size_t>(batch));
   graph.take_metrics();  // start from zero
   out.predictions.rows = rows;
   out.predictions.truth.reserve(rows.size());
@@ -32,12 +40,17 @@ EvalOutput evaluate_rows(Graph& graph, const loaders::Dataset& data, const std::
     const int n = int(std::min<size_t>(size_t(batch), rows.size() - start));
     for (int i = 0; i < n; ++i) {
       const int64_t r = rows[start + size_t(i)];
-      std::memcpy(images.data() + size_t(i) * size_t(pixels), data.image(r), size_t(pixels));
       const int32_t label = data.labels[size_t(r)];
-      labels[size_t(i)] = label < 0 ? 0 : label;
       out.predictions.truth.push_back(label);
+      if (resident) continue;
+      std::memcpy(images.data() + size_t(i) * size_t(pixels), data.image(r), size_t(pixels));
+      labels[size_t(i)] = label < 0 ? 0 : label;
     }
-    graph.set_batch_from_host(n, images.data(), labels.data(), nullptr);
+    if (resident) {
+      resident->load(graph, 0, int64_t(start / size_t(batch)));
+    } else {
+      graph.set_batch_from_host(n, images.data(), labels.data(), nullptr);
+    }
     graph.forward(n, false, 0);
     if (with_loss) graph.loss(n, false);
     const std::vector<float> probs = graph.probabilities(n);

@@ -9,6 +9,7 @@
 #include "engine/training/checkpoint.h"
 #include "engine/training/metrics.h"
 #include "loaders/dataset.h"
+#include "loaders/resident_data.h"
 
 namespace fer::training {
 
@@ -21,8 +22,12 @@ struct EvalOutput {
 
 // Runs `rows` of `data` through the planned graph in batches of at most graph.max_batch().
 // with_loss needs labels. Discards metrics accumulated on the graph before the call.
+// resident (optional): the same rows, in the same order, batched by graph.max_batch() without
+// shuffling or augmentation, gathered from data held on the graph's backend instead of copied
+// from the host; the results are the same.
 EvalOutput evaluate_rows(Graph& graph, const loaders::Dataset& data, const std::vector<int64_t>& rows,
-                         bool with_loss, bool keep_probabilities);
+                         bool with_loss, bool keep_probabilities,
+                         loaders::ResidentBatches* resident = nullptr);
 
 }  // namespace fer::training
 

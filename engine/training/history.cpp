@@ -18,13 +18,13 @@ double EpochRecord::metric(const std::string& name) const {
 std::string History::to_csv() const {
   std::string out =
       "epoch,loss,accuracy,val_loss,val_accuracy,lr,steps,seconds,train_seconds,val_seconds,"
-      "images_per_second\n";
+      "images_per_second,loader_stall_seconds\n";
   for (const EpochRecord& e : epochs) {
     out += std::to_string(e.epoch) + "," + format_double(e.loss) + "," + format_double(e.accuracy) + "," +
            format_double(e.val_loss) + "," + format_double(e.val_accuracy) + "," + format_float(float(e.lr)) +
            "," + std::to_string(e.steps) + "," + format_double(e.seconds) + "," +
            format_double(e.train_seconds) + "," + format_double(e.val_seconds) + "," +
-           format_double(e.images_per_second()) + "\n";
+           format_double(e.images_per_second()) + "," + format_double(e.loader_stall_seconds) + "\n";
   }
   return out;
 }
@@ -36,7 +36,8 @@ std::string json_number(double v) { return std::isfinite(v) ? format_double(v) :
 std::string History::to_json() const {
   std::string out =
       "{\n  \"columns\": [\"epoch\", \"loss\", \"accuracy\", \"val_loss\", \"val_accuracy\", \"lr\", "
-      "\"steps\", \"seconds\", \"train_seconds\", \"val_seconds\", \"images_per_second\"],\n"
+      "\"steps\", \"seconds\", \"train_seconds\", \"val_seconds\", \"images_per_second\", "
+      "\"loader_stall_seconds\"],\n"
       "  \"epochs\": [";
   for (size_t i = 0; i < epochs.size(); ++i) {
     const EpochRecord& e = epochs[i];
@@ -47,7 +48,8 @@ std::string History::to_json() const {
            ", \"steps\": " + std::to_string(e.steps) + ", \"seconds\": " + json_number(e.seconds) +
            ", \"train_seconds\": " + json_number(e.train_seconds) +
            ", \"val_seconds\": " + json_number(e.val_seconds) +
-           ", \"images_per_second\": " + json_number(e.images_per_second()) + "}";
+           ", \"images_per_second\": " + json_number(e.images_per_second()) +
+           ", \"loader_stall_seconds\": " + json_number(e.loader_stall_seconds) + "}";
   }
   out += epochs.empty() ? "]\n}\n" : "\n  ]\n}\n";
   return out;

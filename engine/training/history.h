@@ -20,6 +20,10 @@ struct EpochRecord {
   double seconds = 0.0;        // training + validation
   double train_seconds = 0.0;  // the training steps only
   double val_seconds = 0.0;
+  // Time the training steps waited for their data: the batch stream's stall (next() waiting for
+  // the loader thread) or, with the data resident on the backend, the host time spent on the
+  // epoch's order and on enqueuing the gathers (about 0).
+  double loader_stall_seconds = 0.0;
   double images_per_second() const { return train_seconds > 0 ? double(train_images) / train_seconds : 0.0; }
 
   // "loss", "accuracy", "val_loss", "val_accuracy"; throws std::invalid_argument otherwise.
@@ -29,7 +33,8 @@ struct EpochRecord {
 struct History {
   std::vector<EpochRecord> epochs;
 
-  // epoch,loss,accuracy,val_loss,val_accuracy,lr,steps,seconds,train_seconds,val_seconds,images_per_second
+  // epoch,loss,accuracy,val_loss,val_accuracy,lr,steps,seconds,train_seconds,val_seconds,
+  // images_per_second,loader_stall_seconds
   std::string to_csv() const;
   // {"columns": [...], "epochs": [{...}, ...]}; NaN/Inf as null.
   std::string to_json() const;

@@ -2,9 +2,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <iterator>
 #include <sstream>
 
 #include "engine/error.h"
@@ -19,6 +21,7 @@
 #include "engine/training/report.h"
 #include "engine/training/run_setup.h"
 #include "loaders/batch_stream.h"
+#include "loaders/resident_data.h"
 #include "models/run_config.h"
 #include "models/summary.h"
 
@@ -77,6 +80,11 @@ struct Trainer::Impl {
   std::string device_description;
   std::unique_ptr<Graph> graph;
   uint64_t arch_hash = 0;
+  // The data held on the backend (resident mode; null when streaming) and the validation batches
+  // gathered from it. Declared in this order: the batches refer to the data.
+  std::shared_ptr<loaders::ResidentData> resident;
+  std::unique_ptr<loaders::ResidentBatches> resident_val;
+  std::string data_placement;  // "resident in device memory, 82 MiB ..." / "streamed ..."
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<BestCheckpoint> best;
   std::unique_ptr<ReduceLROnPlateau> reduce_lr;
@@ -121,6 +129,7 @@ std::string Trainer::resume_command() const {
   if (r.epochs) cmd += " --epochs " + std::to_string(*r.epochs);
   if (r.batch_size) cmd += " --batch-size " + std::to_string(*r.batch_size);
   if (r.seed) cmd += " --seed " + std::to_string(*r.seed);
+  if (r.resident) cmd += " --resident " + shell_quote(*r.resident);
   return cmd + " --resume " + shell_quote(impl_->run_dir);
 }
 
@@ -134,6 +143,10 @@ void Trainer::Impl::prepare() {
   if (req.batch_size && *req.batch_size < 1) throw UserError("--batch-size must be at least 1");
   if (req.seed && *req.seed < 0) throw UserError("--seed must not be negative");
   if (req.out_dir && req.out_dir->empty()) throw UserError("--out needs a directory");
+  loaders::ResidentMode resident_mode = loaders::ResidentMode::automatic;
+  if (req.resident && !loaders::parse_resident_mode(*req.resident, &resident_mode)) {
+    throw UserError("--resident must be auto, on or off, not '" + *req.resident + "'");
+  }
 
   // ---- config ----
   config = models::load_run_config(req.config_path);
@@ -256,6 +269,32 @@ void Trainer::Impl::prepare() {
   const int max_batch = int(std::min<int64_t>(batch_size, std::max<int64_t>(train_rows, int64_t(data.validation_rows.size()))));
   graph->plan(backend, std::max(1, max_batch), other_batches);
   optimizer = std::make_unique<Optimizer>(backend, graph->trainable_count(), config.train.optimizer);
+
+  // ---- where the images live during training: the backend's memory or the batch stream ----
+  // Asked after the graph and the optimizer have their memory. Both splits are held (training
+  // and validation), once.
+  if (!req.resident && !loaders::parse_resident_mode(config.data.resident, &resident_mode)) {
+    throw std::logic_error("run_config accepted [data] resident = \"" + config.data.resident + "\"");
+  }
+  {
+    std::vector<int64_t> held;
+    held.reserve(data.train_rows.size() + data.validation_rows.size());
+    std::set_union(data.train_rows.begin(), data.train_rows.end(), data.validation_rows.begin(),
+                   data.validation_rows.end(), std::back_inserter(held));
+    const loaders::ResidentChoice choice =
+        loaders::choose_resident(resident_mode, *backend, loaders::resident_bytes(data, int64_t(held.size())));
+    data_placement = choice.reason;
+    if (choice.resident) {
+      resident = std::make_shared<loaders::ResidentData>(data, std::move(held), backend);
+      loaders::BatchStreamOptions vo;
+      vo.batch_size = graph->max_batch();
+      vo.shuffle = false;
+      vo.drop_last = false;
+      resident_val = std::make_unique<loaders::ResidentBatches>(*resident, data.validation_rows, vo);
+    }
+  }
+  say("Data: " + data_placement + ".");
+
   best = std::make_unique<BestCheckpoint>(config.checkpoint);
   reduce_lr = std::make_unique<ReduceLROnPlateau>(config.reduce_lr);
   early_stopping = std::make_unique<EarlyStopping>(config.early_stopping);
@@ -481,10 +520,28 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
                                       s.config.augment.horizontal_flip};
   so.seed = s.seed;
   so.first_epoch = s.pos.epoch;
-  loaders::BatchStream stream(s.data, s.data.train_rows, so, s.backend.get());
-  const int64_t steps = stream.batches_per_epoch();
+  // One of the two feeds: batches gathered from the resident data, or the stream's ring.
+  std::unique_ptr<loaders::ResidentBatches> resident_train;
+  std::unique_ptr<loaders::BatchStream> stream;
+  if (s.resident) {
+    resident_train = std::make_unique<loaders::ResidentBatches>(*s.resident, s.data.train_rows, so);
+  } else {
+    stream = std::make_unique<loaders::BatchStream>(s.data, s.data.train_rows, so, s.backend.get());
+  }
+  const int64_t steps = resident_train ? resident_train->batches_per_epoch() : stream->batches_per_epoch();
   const int h = s.graph->input_shape().dims[0], w = s.graph->input_shape().dims[1];
   Backend& be = *s.backend;
+  // Puts batch `index` of `epoch` into the graph's input (and labels); 0 at the end of the epoch.
+  auto next_batch = [&](int64_t epoch, int64_t index) -> int {
+    if (resident_train) return index < steps ? resident_train->load(*s.graph, epoch, index) : 0;
+    const loaders::Batch* b = stream->next();
+    if (!b) return 0;
+    const int n = b->size;
+    be.copy(s.graph->labels(), b->labels, size_t(n) * sizeof(int32_t));
+    be.images_to_float(n, h, w, b->pixels, b->draws, s.graph->input());
+    stream->release();
+    return n;
+  };
 
   for (int64_t epoch = s.pos.epoch; epoch < s.target_epochs; ++epoch) {
     const int shown_epoch = int(epoch + 1);
@@ -498,21 +555,22 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
       correct = s.pos.partial_correct;
       samples = s.pos.partial_samples;
       prior_seconds = s.pos.partial_train_seconds;
-      for (int64_t i = 0; i < done; ++i) {
-        if (!stream.next()) throw std::logic_error("the batch stream ended before the resume position");
-        stream.release();
+      // The stream delivers batches in order: skip those already trained. Resident batches are
+      // gathered by index, there is nothing to skip.
+      for (int64_t i = 0; stream && i < done; ++i) {
+        if (!stream->next()) throw std::logic_error("the batch stream ended before the resume position");
+        stream->release();
       }
     }
+    if (resident_train) resident_train->take_host_seconds();  // this epoch's count starts here
     s.progress.begin_epoch(shown_epoch, s.target_epochs, steps, done);
     const Clock::time_point t_train = Clock::now();
     int64_t unread_from = done + 1;  // first step whose metrics are not read yet
     bool interrupted = false;
-    while (const loaders::Batch* b = stream.next()) {
+    for (;;) {
       NvtxRange step_range("step");
-      const int n = b->size;
-      be.copy(s.graph->labels(), b->labels, size_t(n) * sizeof(int32_t));
-      be.images_to_float(n, h, w, b->pixels, b->draws, s.graph->input());
-      stream.release();
+      const int n = next_batch(epoch, done);
+      if (n == 0) break;
       s.graph->forward(n, true, s.pos.global_step);
       s.graph->loss(n, true);
       s.graph->backward(n, s.pos.global_step);
@@ -550,6 +608,8 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
       }
     }
     const double train_seconds = prior_seconds + seconds_since(t_train);
+    const double loader_stall = resident_train ? resident_train->take_host_seconds()
+                                               : stream->last_epoch_stats().stall_seconds;
 
     if (interrupted) {
       s.progress.abandon();
@@ -573,7 +633,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
     // ---- validation ----
     s.progress.validating();
     const Clock::time_point t_val = Clock::now();
-    EvalOutput ev = evaluate_rows(*s.graph, s.data, s.data.validation_rows, true, false);
+    EvalOutput ev = evaluate_rows(*s.graph, s.data, s.data.validation_rows, true, false, s.resident_val.get());
     const double val_seconds = seconds_since(t_val);
 
     EpochRecord rec;
@@ -587,6 +647,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
     rec.train_images = samples;
     rec.train_seconds = train_seconds;
     rec.val_seconds = val_seconds;
+    rec.loader_stall_seconds = loader_stall;
     rec.seconds = train_seconds + val_seconds;
     s.history.epochs.push_back(rec);
     s.predictions = std::move(ev.predictions);
@@ -629,7 +690,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
       s.graph->upload_params(s.early_stopping->state.best_params);
       s.graph->upload_state(s.early_stopping->state.best_state);
       // The report's confusion matrix describes the model the run ends with.
-      EvalOutput again = evaluate_rows(*s.graph, s.data, s.data.validation_rows, true, false);
+      EvalOutput again = evaluate_rows(*s.graph, s.data, s.data.validation_rows, true, false, s.resident_val.get());
       s.predictions = std::move(again.predictions);
       s.predictions.epoch = s.early_stopping->state.best_epoch;
     }

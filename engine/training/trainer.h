@@ -13,8 +13,11 @@
 // then creates the run directory and writes the resolved config there; nothing is written before
 // all checks pass, so a user error leaves no half-made run directory.
 //
-// Each epoch: shuffled, augmented batches from loaders::BatchStream (seeded by (seed, epoch)),
-// forward / fused softmax-cross-entropy / backward / optimizer step, dropout keyed by
+// Each epoch: shuffled, augmented batches (seeded by (seed, epoch)) either gathered on the
+// backend from the data set held in its memory (loaders::ResidentData: CUDA when the images take
+// at most a quarter of the free device memory, or [data] resident / --resident "on") or streamed
+// by loaders::BatchStream's loader thread; both give the same batches, so the same run.
+// Forward / fused softmax-cross-entropy / backward / optimizer step, dropout keyed by
 // (seed, global step); then a validation pass (no augmentation, no dropout, BN moving
 // statistics); then callbacks (best checkpoint, ReduceLROnPlateau, EarlyStopping) and the files:
 // best.ckpt when the monitored quantity improved, last.ckpt, history.csv/json, report.html.
@@ -41,6 +44,7 @@ struct TrainRequest {
   std::optional<int64_t> seed;           // --seed
   std::optional<std::string> out_dir;    // --out (default runs/<config-stem>-<timestamp>)
   std::optional<std::string> resume;     // --resume: a run directory or a .ckpt file
+  std::optional<std::string> resident;   // --resident auto|on|off (default: the config's [data] resident)
 
   std::FILE* out = stdout;               // progress and messages; null: silent
   std::optional<bool> tty;               // default: whether stdout is a terminal (out == stdout)

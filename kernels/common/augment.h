@@ -1,8 +1,10 @@
 #pragma once
-// Keras ImageDataGenerator's random affine transform, one draw per image. The draw is made on the
-// host from the seeded Philox stream (loaders/ calls augment_draw below); the warp runs in
-// kernels/cpu/augment.cpp and kernels/cuda/augment.cu from the single definition of the math in
-// this file, so both backends compute the same coordinates and the same bilinear weights.
+// Keras ImageDataGenerator's random affine transform, one draw per image. The draw comes from the
+// seeded Philox stream (augment_draw below): on the host by the batch stream's loader thread, or
+// on the backend by Backend::augment_draws for batches gathered from a resident data set (the
+// same bits either way); the warp runs in kernels/cpu/augment.cpp and kernels/cuda/augment.cu
+// from the single definition of the math in this file, so both backends compute the same
+// coordinates and the same bilinear weights.
 //
 // What is reproduced (keras_preprocessing 1.1.x, ImageDataGenerator with shear_range,
 // zoom_range and horizontal_flip, everything else at its default):
@@ -62,9 +64,17 @@ struct AugmentConfig {
 // permutation and dropout streams that share the seed).
 constexpr uint32_t kAugmentStreamTag = 0x41554731u;  // "AUG1"
 
+// low + span * u, rounded once (an explicit fused multiply-add). Written as a*b + c the compiler
+// may or may not contract it into an FMA depending on the target and flags (nvcc does by default,
+// g++ does under -march=native, not without it), which would make a draw computed on the device,
+// in kernels/cpu (built with -march=native) and in loaders/ differ in the last bit. fma() is
+// correctly rounded everywhere, so every build computes the same draw.
+FER_HD double augment_uniform(double low, double span, float u) { return fma(span, double(u), low); }
+
 // The draw for dataset row `index` in epoch `epoch`: counter (index lo, index hi, epoch, tag),
 // key `seed`; the four words give shear, zx, zy and flip, in Keras' order. A pure function of
-// (seed, epoch, index, config): batch size, shuffling and timing do not change it.
+// (seed, epoch, index, config): batch size, shuffling, timing and where it is computed (host
+// loader thread, CPU kernel, GPU kernel) do not change it, bit for bit.
 FER_HD AugmentDraw augment_draw(uint64_t seed, uint64_t epoch, uint64_t index,
                                 const AugmentConfig& cfg) {
   const Philox4 r =
@@ -76,11 +86,11 @@ FER_HD AugmentDraw augment_draw(uint64_t seed, uint64_t epoch, uint64_t index,
   const float u_flip = philox_uniform(r.v[3]);
   // numpy.random.uniform(low, high) = low + (high - low) * u
   const double s = cfg.shear_range_deg;
-  const double shear_deg = -s + (2.0 * s) * double(u_shear);
+  const double shear_deg = augment_uniform(-s, 2.0 * s, u_shear);
   d.shear_rad = float(shear_deg * (3.14159265358979323846 / 180.0));  // np.deg2rad
   const double z = cfg.zoom_range;
-  d.zoom_x = float((1.0 - z) + (2.0 * z) * double(u_zx));
-  d.zoom_y = float((1.0 - z) + (2.0 * z) * double(u_zy));
+  d.zoom_x = float(augment_uniform(1.0 - z, 2.0 * z, u_zx));
+  d.zoom_y = float(augment_uniform(1.0 - z, 2.0 * z, u_zy));
   d.flip = (cfg.horizontal_flip && u_flip < 0.5f) ? 1 : 0;
   return d;
 }

@@ -24,4 +24,12 @@ void images_to_float(int n, int h, int w, const uint8_t* src, const AugmentDraw*
   }
 }
 
+void augment_draws(int n, const int32_t* indices, const int64_t* keys, uint64_t seed,
+                   uint64_t epoch, const AugmentConfig& cfg, AugmentDraw* dst) {
+  for (int i = 0; i < n; ++i) {
+    const int64_t key = keys ? keys[indices[i]] : int64_t(indices[i]);
+    dst[i] = augment_draw(seed, epoch, uint64_t(key), cfg);
+  }
+}
+
 }  // namespace fer::kernels::cpu

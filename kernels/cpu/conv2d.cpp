@@ -3,9 +3,14 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 
+#include "kernels/cpu/conv2d_onednn.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/parallel.h"
 
@@ -138,15 +143,86 @@ void fill_bias_rows(float* y, int64_t rows, int k, const float* b) {
   }
 }
 
-}  // namespace
-
-size_t conv2d_workspace_bytes(const ConvShape& s) {
+size_t im2col_workspace_bytes(const ConvShape& s) {
   if (is_pointwise(s) || total_pixels(s) == 0) return 0;
   const int64_t forward = int64_t(conv_threads()) * block_pixels(s) * taps(s);
   return size_t(std::max(forward, backward_layout(s).floats)) * sizeof(float);
 }
 
+ConvImpl impl_from_environment() {
+  const char* v = std::getenv("FER_CPU_CONV");
+  if (!v || !*v) return ConvImpl::automatic;
+  const std::string name(v);
+  if (name == "auto" || name == "automatic") return ConvImpl::automatic;
+  if (name == "im2col") return ConvImpl::im2col;
+  if (name == "onednn") return ConvImpl::onednn;
+  throw std::invalid_argument("FER_CPU_CONV must be auto, im2col or onednn, not '" + name + "'");
+}
+
+std::atomic<int>& impl_setting() {
+  static std::atomic<int> setting{int(impl_from_environment())};
+  return setting;
+}
+
+bool use_onednn_forward(const ConvShape& s) {
+  return conv_impl() != ConvImpl::im2col && onednn::compiled() && onednn::forward_supported(s);
+}
+bool use_onednn_backward(const ConvShape& s) {
+  return conv_impl() != ConvImpl::im2col && onednn::compiled() && onednn::backward_supported(s);
+}
+
+void im2col_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y,
+                    void* workspace);
+void im2col_backward(const ConvShape& s, const float* x, const float* w, const float* dy,
+                     float* dx, float* dw, float* db, void* workspace);
+
+}  // namespace
+
+void set_conv_impl(ConvImpl impl) { impl_setting().store(int(impl)); }
+ConvImpl conv_impl() { return ConvImpl(impl_setting().load()); }
+const char* conv_impl_name(ConvImpl impl) {
+  switch (impl) {
+    case ConvImpl::automatic: return "auto";
+    case ConvImpl::im2col: return "im2col";
+    case ConvImpl::onednn: return "onednn";
+  }
+  return "?";
+}
+bool conv_onednn_compiled() { return onednn::compiled(); }
+const char* conv_forward_impl_for(const ConvShape& s) {
+  return use_onednn_forward(s) ? "onednn" : "im2col";
+}
+const char* conv_backward_impl_for(const ConvShape& s) {
+  return use_onednn_backward(s) ? "onednn" : "im2col";
+}
+
+size_t conv2d_workspace_bytes(const ConvShape& s) {
+  const size_t im2col = im2col_workspace_bytes(s);
+  if (!onednn::compiled()) return im2col;
+  return std::max(im2col, onednn::workspace_bytes(s));
+}
+
 void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y,
+                    void* workspace) {
+  if (use_onednn_forward(s)) {
+    onednn::forward(s, x, w, b, y, workspace);
+  } else {
+    im2col_forward(s, x, w, b, y, workspace);
+  }
+}
+
+void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx,
+                     float* dw, float* db, void* workspace) {
+  if (use_onednn_backward(s)) {
+    onednn::backward(s, x, w, dy, dx, dw, db, workspace);
+  } else {
+    im2col_backward(s, x, w, dy, dx, dw, db, workspace);
+  }
+}
+
+namespace {
+
+void im2col_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y,
                     void* workspace) {
   detail::use_single_threaded_blas();
   const int64_t K = taps(s);
@@ -174,8 +250,8 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
   }
 }
 
-void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx,
-                     float* dw, float* db, void* workspace) {
+void im2col_backward(const ConvShape& s, const float* x, const float* w, const float* dy,
+                     float* dx, float* dw, float* db, void* workspace) {
   detail::use_single_threaded_blas();
   const int64_t K = taps(s);
   const int64_t pixels = total_pixels(s);
@@ -239,4 +315,5 @@ void conv2d_backward(const ConvShape& s, const float* x, const float* w, const f
   }
 }
 
+}  // namespace
 }  // namespace fer::kernels::cpu

@@ -7,16 +7,39 @@
 // Forward: threads share the pixel blocks. Backward: each thread takes whole images (its folds
 // of d(col) into dx never meet another thread's) and accumulates a private dw, summed at the end.
 // 1x1, stride-1, unpadded convolutions are plain GEMMs on the input and need no workspace.
+//
+// Two implementations: the im2col + OpenBLAS path above (always built) and oneDNN's direct
+// convolutions (kernels/cpu/conv2d_onednn.h; built when CMake finds oneDNN). ConvImpl picks one.
 #include <cstddef>
 
 #include "kernels/common/shapes.h"
 
 namespace fer::kernels::cpu {
 
-// Scratch bytes for conv2d_forward/backward on this shape: about 1 MiB per thread plus one
-// dw-sized partial per thread beyond the first; it does not grow with the batch (0 for 1x1
-// stride-1 unpadded convolutions). The thread count is OpenMP's maximum when the convolution
-// kernels first run; later changes do not affect convolutions.
+enum class ConvImpl {
+  automatic,  // oneDNN where it has an optimised kernel for the shape, im2col elsewhere
+  im2col,     // always the im2col + OpenBLAS path
+  onednn,     // oneDNN wherever it takes the shape (the same as automatic; for A/B runs)
+};
+
+// The implementation the conv2d_* calls use from now on (process-wide). Its initial value comes
+// from the environment at first use: FER_CPU_CONV=auto|im2col|onednn (default auto).
+void set_conv_impl(ConvImpl impl);
+ConvImpl conv_impl();
+const char* conv_impl_name(ConvImpl impl);
+// True when the build has oneDNN.
+bool conv_onednn_compiled();
+// The implementation conv2d_forward / conv2d_backward run for this shape under the current
+// setting: "onednn" or "im2col".
+const char* conv_forward_impl_for(const ConvShape& s);
+const char* conv_backward_impl_for(const ConvShape& s);
+
+// Scratch bytes for conv2d_forward/backward on this shape, enough for either implementation (so
+// set_conv_impl may change between the query and the call). im2col: about 1 MiB per thread plus
+// one dw-sized partial per thread beyond the first (0 for 1x1 stride-1 unpadded convolutions);
+// oneDNN: the weights in its blocked layouts, dw in its layout, and its scratchpad. It does not
+// grow with the batch for the im2col part. The im2col thread count is OpenMP's maximum when the
+// convolution kernels first run; later changes do not affect convolutions.
 size_t conv2d_workspace_bytes(const ConvShape& s);
 
 // y[n, oh, ow, k] = conv(x, w) + b. b may be null (no bias).

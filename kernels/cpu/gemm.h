@@ -17,7 +17,9 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const f
            const float* b, int ldb, float beta, float* c, int ldc);
 
 // The same product split across the OpenMP team by rows or columns of C (whichever is larger);
-// small products run in the calling thread. Must not be called from inside a parallel region.
+// small products run in the calling thread. In builds with oneDNN, products with an untransposed
+// B go to oneDNN's threaded SGEMM instead (faster there; see gemm.cpp). Must not be called from
+// inside a parallel region.
 void parallel_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
                     int lda, const float* b, int ldb, float beta, float* c, int ldc);
 

@@ -6,6 +6,7 @@
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/dense.h"
 #include "kernels/cpu/dropout.h"
+#include "kernels/cpu/gather.h"
 #include "kernels/cpu/optimizers.h"
 #include "kernels/cpu/pooling.h"
 #include "kernels/cpu/softmax_xent.h"

@@ -1,5 +1,7 @@
-// uint8 -> float input conversion with the per-image Keras affine warp (kernels/common/augment.h).
+// uint8 -> float input conversion with the per-image Keras affine warp, and the per-image draws
+// of batches gathered from resident data (both from kernels/common/augment.h).
 #include "kernels/cuda/augment.cuh"
+#include "kernels/cuda/launch_util.cuh"
 
 #include <stdexcept>
 #include <string>
@@ -31,7 +33,26 @@ __global__ void images_to_float_kernel(int h, int w, const uint8_t* __restrict__
   }
 }
 
+__global__ void augment_draws_kernel(int n, const int32_t* __restrict__ indices,
+                                     const int64_t* __restrict__ keys, uint64_t seed,
+                                     uint64_t epoch, AugmentConfig cfg,
+                                     AugmentDraw* __restrict__ dst) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    const int64_t key = keys ? keys[indices[i]] : int64_t(indices[i]);
+    dst[i] = augment_draw(seed, epoch, uint64_t(key), cfg);
+  }
+}
+
 }  // namespace
+
+cudaError_t augment_draws(int n, const int32_t* indices, const int64_t* keys, uint64_t seed,
+                          uint64_t epoch, const AugmentConfig& cfg, AugmentDraw* dst,
+                          cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  augment_draws_kernel<<<grid_for(n, 128), 128, 0, stream>>>(n, indices, keys, seed, epoch, cfg,
+                                                             dst);
+  return cudaGetLastError();
+}
 
 void images_to_float(int n, int h, int w, const uint8_t* src, const AugmentDraw* draws, float* dst,
                      cudaStream_t stream) {

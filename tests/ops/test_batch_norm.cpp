@@ -86,7 +86,12 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuBatchNorm,
                                            BnCase{7, 33, 0.0f, 2.0f},     // dense, odd batch
                                            BnCase{2, 3, 0.0f, 1.0f},      // smallest batch
                                            BnCase{4608, 64, 0.5f, 1.0f},  // parallel row blocks
-                                           BnCase{500, 8, 5.0f, 0.1f}));  // offset data
+                                           BnCase{500, 8, 5.0f, 0.1f},    // offset data
+                                           // Channel counts around the 16-wide register tiles of
+                                           // narrow maps (<= 64) and the row loop beyond them.
+                                           BnCase{333, 48, 0.0f, 1.0f},
+                                           BnCase{9001, 20, 3.0f, 0.5f},
+                                           BnCase{300, 128, 0.0f, 1.0f}));
 
 // Keras/TF: moving_mean = m*mm + (1-m)*mean; moving_var = m*mv + (1-m)*var*rows/(rows-1).
 TEST(CpuBatchNormMoving, HandComputedStep) {

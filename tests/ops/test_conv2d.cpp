@@ -2,17 +2,23 @@
 // the CPU op itself. Tolerances: forward/backward relative L2 error < 1e-5 (float GEMM over at
 // most a few hundred taps against double); gradient checks < 1e-3 (the op is linear in x, w and
 // b, so the central difference is exact up to float rounding of y, amplified by 1/(2 eps)).
+// Every case runs on both implementations (ConvImpl): im2col + OpenBLAS and, in builds with
+// oneDNN, oneDNN's direct convolutions (skipped, visibly, without it). A shape oneDNN does not
+// take falls back to im2col inside the oneDNN run; the model shapes must not (ModelShapes).
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include <cmath>
+#include <algorithm>
 #include <limits>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/conv2d_onednn.h"
 #include "tests/ops/op_test_util.h"
 #include "tests/reference/reference_ops.h"
 
@@ -20,7 +26,28 @@ namespace fer {
 namespace {
 
 using kernels::ConvShape;
+using kernels::cpu::ConvImpl;
 using testing::Padding;
+
+// Selects a convolution implementation for one test and restores the previous one after it;
+// skips the test when the build lacks it.
+class ConvImplScope {
+ public:
+  explicit ConvImplScope(ConvImpl impl) : saved_(kernels::cpu::conv_impl()) {
+    kernels::cpu::set_conv_impl(impl);
+  }
+  ~ConvImplScope() { kernels::cpu::set_conv_impl(saved_); }
+  ConvImplScope(const ConvImplScope&) = delete;
+  ConvImplScope& operator=(const ConvImplScope&) = delete;
+
+ private:
+  ConvImpl saved_;
+};
+
+#define FER_SKIP_WITHOUT(impl)                                                         \
+  if ((impl) == ConvImpl::onednn && !kernels::cpu::conv_onednn_compiled()) {            \
+    GTEST_SKIP() << "built without oneDNN (FER_ONEDNN=AUTO found none)";                \
+  }
 
 struct ConvCase {
   const char* name;
@@ -61,7 +88,22 @@ std::vector<ConvCase> conv_cases() {
   };
 }
 
-class CpuConv2d : public ::testing::TestWithParam<ConvCase> {};
+class CpuConv2d : public ::testing::TestWithParam<std::tuple<ConvCase, ConvImpl>> {
+ protected:
+  void SetUp() override {
+    FER_SKIP_WITHOUT(impl());
+    scope_ = std::make_unique<ConvImplScope>(impl());
+    // Which path the case really takes (oneDNN may decline a shape): in the XML report.
+    RecordProperty("forward_impl", kernels::cpu::conv_forward_impl_for(param().s));
+    RecordProperty("backward_impl", kernels::cpu::conv_backward_impl_for(param().s));
+  }
+  void TearDown() override { scope_.reset(); }
+  const ConvCase& param() const { return std::get<0>(GetParam()); }
+  ConvImpl impl() const { return std::get<1>(GetParam()); }
+
+ private:
+  std::unique_ptr<ConvImplScope> scope_;
+};
 
 struct ConvData {
   std::vector<float> x, w, b, dy;
@@ -75,7 +117,7 @@ ConvData make_data(const ConvShape& s, uint64_t seed) {
 }
 
 TEST_P(CpuConv2d, ForwardMatchesReference) {
-  const ConvCase& c = GetParam();
+  const ConvCase& c = param();
   const ConvShape& s = c.s;
   const ConvData d = make_data(s, 11);
   std::vector<char> ws(kernels::cpu::conv2d_workspace_bytes(s), kGarbage);
@@ -91,7 +133,7 @@ TEST_P(CpuConv2d, ForwardMatchesReference) {
 }
 
 TEST_P(CpuConv2d, BackwardMatchesReference) {
-  const ConvCase& c = GetParam();
+  const ConvCase& c = param();
   const ConvShape& s = c.s;
   const ConvData d = make_data(s, 21);
   std::vector<char> ws(kernels::cpu::conv2d_workspace_bytes(s), kGarbage);
@@ -123,7 +165,7 @@ TEST_P(CpuConv2d, BackwardMatchesReference) {
 }
 
 TEST_P(CpuConv2d, GradientsMatchFiniteDifferences) {
-  const ConvCase& c = GetParam();
+  const ConvCase& c = param();
   const ConvShape& s = c.s;
   // Threaded cases: a few points (the math is covered by the small cases, threading by the
   // reference comparison), so a busy host does not stretch the suite.
@@ -153,10 +195,52 @@ TEST_P(CpuConv2d, GradientsMatchFiniteDifferences) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CpuConv2d, ::testing::ValuesIn(conv_cases()),
-                         [](const ::testing::TestParamInfo<ConvCase>& info) {
-                           return std::string(info.param.name);
+INSTANTIATE_TEST_SUITE_P(Shapes, CpuConv2d,
+                         ::testing::Combine(::testing::ValuesIn(conv_cases()),
+                                            ::testing::Values(ConvImpl::im2col, ConvImpl::onednn)),
+                         [](const ::testing::TestParamInfo<CpuConv2d::ParamType>& info) {
+                           return std::string(std::get<0>(info.param).name) + "_" +
+                                  kernels::cpu::conv_impl_name(std::get<1>(info.param));
                          });
+
+// The convolutions of models 4-8 at batch 128 (and a validation batch of 37) run on oneDNN's
+// optimised kernels, not its reference loops and not the im2col fallback: a silent fallback would
+// cost the CPU backend most of its speed.
+TEST(CpuConv2dOneDnn, ModelShapesUseOptimisedKernels) {
+  if (!kernels::cpu::conv_onednn_compiled()) GTEST_SKIP() << "built without oneDNN";
+  ConvImplScope scope(ConvImpl::automatic);
+  using testing::conv_shape;
+  for (const int n : {128, 37}) {
+    for (const ConvShape& s : {
+             conv_shape(n, 48, 48, 1, 32, 3, 3, 1, 1, Padding::valid),     // models 4-7
+             conv_shape(n, 46, 46, 32, 64, 3, 3, 1, 1, Padding::valid),
+             conv_shape(n, 22, 22, 64, 128, 3, 3, 1, 1, Padding::valid),
+             conv_shape(n, 10, 10, 128, 128, 3, 3, 1, 1, Padding::valid),
+             conv_shape(n, 10, 10, 128, 256, 3, 3, 1, 1, Padding::valid),
+             conv_shape(n, 48, 48, 1, 64, 3, 3, 1, 1, Padding::same),      // model8
+             conv_shape(n, 24, 24, 64, 128, 5, 5, 1, 1, Padding::same),
+             conv_shape(n, 12, 12, 128, 512, 3, 3, 1, 1, Padding::same),
+             conv_shape(n, 6, 6, 512, 512, 3, 3, 1, 1, Padding::same),
+         }) {
+      const auto names = kernels::cpu::onednn::impl_names(s);
+      EXPECT_STREQ(kernels::cpu::conv_forward_impl_for(s), "onednn") << s.h << "x" << s.c;
+      EXPECT_STREQ(kernels::cpu::conv_backward_impl_for(s), "onednn") << s.h << "x" << s.c;
+      EXPECT_EQ(std::string(names.forward).rfind("ref", 0), std::string::npos) << names.forward;
+      EXPECT_EQ(std::string(names.backward_data).rfind("ref", 0), std::string::npos)
+          << names.backward_data;
+      EXPECT_EQ(std::string(names.backward_weights).rfind("ref", 0), std::string::npos)
+          << names.backward_weights;
+    }
+  }
+}
+
+// ConvImpl::im2col keeps every shape on the im2col path (the A/B switch works).
+TEST(CpuConv2dOneDnn, Im2colSettingBypassesOneDnn) {
+  ConvImplScope scope(ConvImpl::im2col);
+  const ConvShape s = testing::conv_shape(8, 12, 12, 128, 512, 3, 3, 1, 1, Padding::same);
+  EXPECT_STREQ(kernels::cpu::conv_forward_impl_for(s), "im2col");
+  EXPECT_STREQ(kernels::cpu::conv_backward_impl_for(s), "im2col");
+}
 
 // The workspace stays bounded whatever the batch: the executor allocates one per layer.
 TEST(CpuConv2dWorkspace, BoundedForLargeBatches) {
@@ -165,24 +249,34 @@ TEST(CpuConv2dWorkspace, BoundedForLargeBatches) {
        {std::tuple{48, 1, 64}, {48, 64, 64}, {12, 256, 512}, {6, 512, 512}}) {
     const ConvShape big = conv_shape(128, h, h, c, k, 3, 3, 1, 1, Padding::same);
     const ConvShape small = conv_shape(8, h, h, c, k, 3, 3, 1, 1, Padding::same);
-    EXPECT_EQ(kernels::cpu::conv2d_workspace_bytes(big),
-              kernels::cpu::conv2d_workspace_bytes(small));
-    // About 1 MiB of unfolded pixels per thread plus a dw-sized partial per extra thread.
+    const size_t wbytes = size_t(big.w_size()) * sizeof(float);
+    // im2col: about 1 MiB of unfolded pixels per thread plus a dw-sized partial per extra
+    // thread, the same for every batch.
     const size_t threads = size_t(omp_get_max_threads());
     EXPECT_LE(kernels::cpu::conv2d_workspace_bytes(big),
-              threads * (size_t(3) << 19) + (threads - 1) * size_t(big.w_size()) * sizeof(float))
+              std::max(threads * (size_t(3) << 19) + (threads - 1) * wbytes,
+                       // oneDNN: w in two blocked layouts (forward / backward-data), dw in its
+                       // layout, its scratchpad (a few MiB, per-thread reduction buffers).
+                       3 * wbytes + (size_t(8) << 20)))
         << h << "x" << c;
+    if (!kernels::cpu::conv_onednn_compiled()) {
+      EXPECT_EQ(kernels::cpu::conv2d_workspace_bytes(big),
+                kernels::cpu::conv2d_workspace_bytes(small));
+    }
     EXPECT_GT(kernels::cpu::conv2d_workspace_bytes(big), 0u);
   }
-  // A 1x1, stride-1, unpadded convolution is a plain GEMM and needs no scratch.
-  EXPECT_EQ(kernels::cpu::conv2d_workspace_bytes(
-                conv_shape(128, 12, 12, 256, 64, 1, 1, 1, 1, Padding::valid)),
-            0u);
+  // A 1x1, stride-1, unpadded convolution is a plain GEMM and needs no im2col scratch.
+  if (!kernels::cpu::conv_onednn_compiled()) {
+    EXPECT_EQ(kernels::cpu::conv2d_workspace_bytes(
+                  conv_shape(128, 12, 12, 256, 64, 1, 1, 1, 1, Padding::valid)),
+              0u);
+  }
 }
 
 // The result does not depend on how the pixels fall into im2col blocks: batch 5 equals five
 // batch-1 runs (whose blocks start at other pixels).
 TEST(CpuConv2dWorkspace, ChunkingIsInvisible) {
+  ConvImplScope scope(ConvImpl::im2col);
   using testing::conv_shape;
   const ConvShape s = conv_shape(5, 40, 40, 96, 4, 3, 3, 1, 1, Padding::same);
   ConvShape one = s;

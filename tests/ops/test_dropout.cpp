@@ -18,8 +18,10 @@ namespace {
 // Every element of odd-length buffers (not a multiple of the 4- or 64-wide Philox blocks) follows
 // dropout_keep exactly, and kept values are x * (1 / (1 - rate)) in float.
 TEST(CpuDropout, MaskIsExactlyDropoutKeep) {
-  for (const int64_t n : {1, 3, 4, 5, 1001, 70001}) {  // 70001: the threaded path
-    for (const float rate : {0.25f, 0.5f}) {
+  for (const int64_t n : {1, 3, 4, 5, 17, 63, 64, 65, 1001, 70001}) {  // 70001: threaded
+    // Rates whose rate * 2^24 is and is not an integer, and rates near 0 and 1 (the vectorised
+    // path compares the raw Philox words against an integer threshold).
+    for (const float rate : {0.25f, 0.5f, 0.3f, 0.1f, 1e-7f, 0.999f, 0.99999994f, 1.0f}) {
       const uint64_t seed = 0x1234abcdULL, stream = 7;
       const auto x = testing::random_floats(size_t(n), 1, 0.5f, 1.5f);  // never zero
       std::vector<float> y(static_cast<size_t>(n));
@@ -27,7 +29,8 @@ TEST(CpuDropout, MaskIsExactlyDropoutKeep) {
       const float scale = 1.0f / (1.0f - rate);
       for (int64_t i = 0; i < n; ++i) {
         const bool keep = kernels::dropout_keep(seed, stream, uint64_t(i), rate);
-        ASSERT_EQ(y[size_t(i)], keep ? x[size_t(i)] * scale : 0.0f) << "n=" << n << " i=" << i;
+        ASSERT_EQ(y[size_t(i)], keep ? x[size_t(i)] * scale : 0.0f)
+            << "n=" << n << " rate=" << rate << " i=" << i;
       }
     }
   }

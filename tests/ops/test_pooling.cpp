@@ -45,7 +45,12 @@ std::vector<PoolCase> pool_cases() {
     cases.push_back({mx ? "max_global" : "avg_global", pool_shape(3, 6, 5, 7, 6, 5, 6, 5), mode});
     cases.push_back({mx ? "max_stride_gt_pool" : "avg_stride_gt_pool",
                      pool_shape(2, 9, 9, 3, 2, 2, 3, 3), mode});
+    // Windows disjoint across rows but overlapping across columns (the accumulating path).
+    cases.push_back({mx ? "max_2x3_s2x1" : "avg_2x3_s2x1", pool_shape(2, 7, 8, 3, 2, 3, 2, 1), mode});
     // >= 32768 inputs: threaded by output rows, and by images when windows overlap.
+    // Disjoint windows with gaps and uncovered bottom/right edges, threaded (written in one pass).
+    cases.push_back({mx ? "max_threaded_gaps" : "avg_threaded_gaps",
+                     pool_shape(4, 50, 47, 16, 2, 2, 3, 3), mode});
     cases.push_back({mx ? "max_threaded_rows" : "avg_threaded_rows",
                      pool_shape(4, 48, 47, 16, 2, 2, 2, 2), mode});
     cases.push_back({mx ? "max_threaded_overlap" : "avg_threaded_overlap",

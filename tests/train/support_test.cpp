@@ -64,7 +64,8 @@ TEST(History, CsvAndJsonRoundTripNumbers) {
   h.epochs.push_back(r);
   const std::string csv = h.to_csv();
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
-            "epoch,loss,accuracy,val_loss,val_accuracy,lr,steps,seconds,train_seconds,val_seconds,images_per_second");
+            "epoch,loss,accuracy,val_loss,val_accuracy,lr,steps,seconds,train_seconds,val_seconds,images_per_second,"
+            "loader_stall_seconds");
   EXPECT_NE(csv.find("1,0.3333333333333333,0.25,nan,0.1,0.001,"), std::string::npos) << csv;
   EXPECT_EQ(std::stod("0.3333333333333333"), 1.0 / 3.0);  // shortest round-trip text
   const std::string json = h.to_json();
