@@ -23,7 +23,8 @@
 // best.ckpt when the monitored quantity improved, last.ckpt, history.csv/json, report.html.
 //
 // Metrics are read from the device every `metrics_every` steps (every step on the CPU, where it
-// costs nothing; every 16 on CUDA) and summed on the host in step order, so a run resumed
+// costs nothing; once per epoch on CUDA, so no step waits for the host — a NaN is then reported
+// for the epoch's steps as a range) and summed on the host in step order, so a run resumed
 // mid-epoch reproduces the straight run's numbers bit for bit on the CPU. A non-finite loss stops
 // the run (status diverged) without writing a checkpoint of the diverged weights.
 #include <atomic>
@@ -50,7 +51,7 @@ struct TrainRequest {
   std::optional<bool> tty;               // default: whether stdout is a terminal (out == stdout)
   // For tests: behave as if Ctrl-C arrived after this many steps of this process (-1: never).
   int64_t interrupt_after_steps = -1;
-  // Steps between metric reads (0: 1 on the CPU, 16 on CUDA).
+  // Steps between metric reads (0: 1 on the CPU, once per epoch on CUDA).
   int metrics_every = 0;
 };
 
