@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cpu/conv2d_c1.h"
 #include "kernels/cpu/conv2d_onednn.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/parallel.h"
@@ -170,6 +171,9 @@ bool use_onednn_forward(const ConvShape& s) {
 bool use_onednn_backward(const ConvShape& s) {
   return conv_impl() != ConvImpl::im2col && onednn::compiled() && onednn::backward_supported(s);
 }
+bool use_c1_backward(const ConvShape& s) {
+  return conv_impl() == ConvImpl::automatic && c1::supported(s);
+}
 
 void im2col_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y,
                     void* workspace);
@@ -193,6 +197,7 @@ const char* conv_forward_impl_for(const ConvShape& s) {
   return use_onednn_forward(s) ? "onednn" : "im2col";
 }
 const char* conv_backward_impl_for(const ConvShape& s) {
+  if (use_c1_backward(s)) return "c1";
   return use_onednn_backward(s) ? "onednn" : "im2col";
 }
 
@@ -213,7 +218,9 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
 
 void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx,
                      float* dw, float* db, void* workspace) {
-  if (use_onednn_backward(s)) {
+  if (use_c1_backward(s)) {
+    c1::backward(s, x, w, dy, dx, dw, db);
+  } else if (use_onednn_backward(s)) {
     onednn::backward(s, x, w, dy, dx, dw, db, workspace);
   } else {
     im2col_backward(s, x, w, dy, dx, dw, db, workspace);

@@ -8,8 +8,10 @@
 // of d(col) into dx never meet another thread's) and accumulates a private dw, summed at the end.
 // 1x1, stride-1, unpadded convolutions are plain GEMMs on the input and need no workspace.
 //
-// Two implementations: the im2col + OpenBLAS path above (always built) and oneDNN's direct
-// convolutions (kernels/cpu/conv2d_onednn.h; built when CMake finds oneDNN). ConvImpl picks one.
+// Implementations: the im2col + OpenBLAS path above (always built), oneDNN's direct convolutions
+// (kernels/cpu/conv2d_onednn.h; built when CMake finds oneDNN), and a backward kernel for one
+// input channel (kernels/cpu/conv2d_c1.h; AVX-512 builds). ConvImpl picks among them;
+// docs/cpu_performance.md has the measurements behind the default.
 #include <cstddef>
 
 #include "kernels/common/shapes.h"
@@ -17,9 +19,11 @@
 namespace fer::kernels::cpu {
 
 enum class ConvImpl {
-  automatic,  // oneDNN where it has an optimised kernel for the shape, im2col elsewhere
+  automatic,  // the fastest measured: one-input-channel backward on its own kernel
+              // (conv2d_c1.h), everything else on oneDNN where it has an optimised kernel for
+              // the shape, im2col elsewhere
   im2col,     // always the im2col + OpenBLAS path
-  onednn,     // oneDNN wherever it takes the shape (the same as automatic; for A/B runs)
+  onednn,     // oneDNN wherever it takes the shape, im2col elsewhere (for A/B runs)
 };
 
 // The implementation the conv2d_* calls use from now on (process-wide). Its initial value comes
@@ -30,7 +34,7 @@ const char* conv_impl_name(ConvImpl impl);
 // True when the build has oneDNN.
 bool conv_onednn_compiled();
 // The implementation conv2d_forward / conv2d_backward run for this shape under the current
-// setting: "onednn" or "im2col".
+// setting: "onednn", "im2col" or (backward only) "c1".
 const char* conv_forward_impl_for(const ConvShape& s);
 const char* conv_backward_impl_for(const ConvShape& s);
 

@@ -10,7 +10,8 @@
 // Primitives are built once per ConvShape, on first use (or on the workspace query), and kept for
 // the process: a training step creates nothing. oneDNN's scratchpad is user-managed and lives in
 // the workspace too, so conv2d_workspace_bytes stays the only scratch a convolution needs.
-// Threads: oneDNN (Debian's build) runs on the same libgomp OpenMP pool as the other kernels.
+// Threads: oneDNN (Debian's build) runs on the same libgomp OpenMP pool as the other kernels; a
+// primitive keeps the thread count it was built with (OpenMP's maximum at first use of the shape).
 #include <cstddef>
 
 #include "kernels/common/shapes.h"

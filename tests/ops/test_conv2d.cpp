@@ -2,9 +2,10 @@
 // the CPU op itself. Tolerances: forward/backward relative L2 error < 1e-5 (float GEMM over at
 // most a few hundred taps against double); gradient checks < 1e-3 (the op is linear in x, w and
 // b, so the central difference is exact up to float rounding of y, amplified by 1/(2 eps)).
-// Every case runs on both implementations (ConvImpl): im2col + OpenBLAS and, in builds with
-// oneDNN, oneDNN's direct convolutions (skipped, visibly, without it). A shape oneDNN does not
-// take falls back to im2col inside the oneDNN run; the model shapes must not (ModelShapes).
+// Every case runs on each implementation setting (ConvImpl): im2col + OpenBLAS; in builds with
+// oneDNN, oneDNN's direct convolutions (skipped, visibly, without it); and automatic, which adds
+// the one-input-channel backward kernel (conv2d_c1.h) for the c = 1 cases. A shape oneDNN does
+// not take falls back to im2col inside the oneDNN run; the model shapes must not (ModelShapes).
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/conv2d_c1.h"
 #include "kernels/cpu/conv2d_onednn.h"
 #include "tests/ops/op_test_util.h"
 #include "tests/reference/reference_ops.h"
@@ -65,6 +67,14 @@ std::vector<ConvCase> conv_cases() {
   using testing::conv_shape;
   return {
       {"first_layer_c1_same", conv_shape(2, 11, 9, 1, 4, 3, 3, 1, 1, Padding::same)},
+      // One input channel (conv2d_c1.h under ConvImpl::automatic): filter counts around its
+      // 16-wide slices, 5x5 windows, strides, no bias, and a threaded case.
+      {"c1_k20_5x5_stride2_valid", conv_shape(3, 13, 12, 1, 20, 5, 5, 2, 2, Padding::valid)},
+      {"c1_k16_5x5_stride12_same", conv_shape(2, 9, 10, 1, 16, 5, 5, 1, 2, Padding::same)},
+      {"c1_k64_same_no_bias", conv_shape(2, 17, 16, 1, 64, 3, 3, 1, 1, Padding::same), false},
+      {"c1_k80_same", conv_shape(2, 9, 8, 1, 80, 3, 3, 1, 1, Padding::same)},  // 4 + 1 slices
+      {"c1_k48_5x5_valid", conv_shape(2, 9, 11, 1, 48, 5, 5, 1, 1, Padding::valid)},
+      {"c1_threaded_k32_valid", conv_shape(5, 30, 29, 1, 32, 3, 3, 1, 1, Padding::valid)},
       {"k5x5_same_odd", conv_shape(3, 8, 7, 3, 5, 5, 5, 1, 1, Padding::same)},
       {"stride2_same_odd", conv_shape(2, 9, 7, 4, 6, 3, 3, 2, 2, Padding::same)},
       {"stride2_same_even_k4", conv_shape(2, 8, 10, 3, 5, 4, 4, 2, 2, Padding::same)},
@@ -197,7 +207,8 @@ TEST_P(CpuConv2d, GradientsMatchFiniteDifferences) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, CpuConv2d,
                          ::testing::Combine(::testing::ValuesIn(conv_cases()),
-                                            ::testing::Values(ConvImpl::im2col, ConvImpl::onednn)),
+                                            ::testing::Values(ConvImpl::im2col, ConvImpl::onednn,
+                                                              ConvImpl::automatic)),
                          [](const ::testing::TestParamInfo<CpuConv2d::ParamType>& info) {
                            return std::string(std::get<0>(info.param).name) + "_" +
                                   kernels::cpu::conv_impl_name(std::get<1>(info.param));
@@ -224,7 +235,10 @@ TEST(CpuConv2dOneDnn, ModelShapesUseOptimisedKernels) {
          }) {
       const auto names = kernels::cpu::onednn::impl_names(s);
       EXPECT_STREQ(kernels::cpu::conv_forward_impl_for(s), "onednn") << s.h << "x" << s.c;
-      EXPECT_STREQ(kernels::cpu::conv_backward_impl_for(s), "onednn") << s.h << "x" << s.c;
+      // One input channel (the first layer): its own backward kernel where the build has it.
+      EXPECT_STREQ(kernels::cpu::conv_backward_impl_for(s),
+                   s.c == 1 && kernels::cpu::c1::supported(s) ? "c1" : "onednn")
+          << s.h << "x" << s.c;
       EXPECT_EQ(std::string(names.forward).rfind("ref", 0), std::string::npos) << names.forward;
       EXPECT_EQ(std::string(names.backward_data).rfind("ref", 0), std::string::npos)
           << names.backward_data;

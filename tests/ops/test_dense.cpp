@@ -102,7 +102,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CpuDense,
                                            DenseCase{"threaded_wide", {64, 300, 130}},
                                            // ...and rows (forward, dx with w transposed), columns
                                            // (dw with x transposed).
-                                           DenseCase{"threaded_tall", {600, 60, 64}}),
+                                           DenseCase{"threaded_tall", {600, 60, 64}},
+                                           // >= 5e7 multiply-adds: forward and dw on oneDNN's
+                                           // SGEMM in builds with it (kernels/cpu/gemm.cpp).
+                                           DenseCase{"large_onednn_sgemm", {97, 801, 650}}),
                          [](const ::testing::TestParamInfo<DenseCase>& info) {
                            return std::string(info.param.name);
                          });
