@@ -7,14 +7,13 @@
 #if FER_HAVE_CUDA
 #include <cuda_runtime.h>
 
-#include "engine/cuda/cuda_timer.h"
 #endif
 
 namespace fer {
 
 const char* device_name(DeviceKind kind) { return kind == DeviceKind::cuda ? "cuda" : "cpu"; }
 
-// ---- timers: CUDA events on the backend's stream when it has one, the host clock otherwise ----
+// ---- timers: the host clock after synchronize(); CudaBackend overrides them with CUDA events ----
 namespace {
 struct HostTimer {
   std::chrono::steady_clock::time_point at{};
@@ -22,32 +21,20 @@ struct HostTimer {
 }  // namespace
 
 void* Backend::timer_create() {
-#if FER_HAVE_CUDA
-  if (native_stream()) return cuda_timer::create();
-#endif
   return new HostTimer{};
 }
 
 void Backend::timer_record(void* timer) {
-#if FER_HAVE_CUDA
-  if (void* stream = native_stream()) return cuda_timer::record(timer, stream);
-#endif
   synchronize();
   static_cast<HostTimer*>(timer)->at = std::chrono::steady_clock::now();
 }
 
 float Backend::timer_elapsed_ms(void* a, void* b) {
-#if FER_HAVE_CUDA
-  if (native_stream()) return cuda_timer::elapsed_ms(a, b);
-#endif
   const auto d = static_cast<HostTimer*>(b)->at - static_cast<HostTimer*>(a)->at;
   return std::chrono::duration<float, std::milli>(d).count();
 }
 
 void Backend::timer_destroy(void* timer) {
-#if FER_HAVE_CUDA
-  if (native_stream()) return cuda_timer::destroy(timer);
-#endif
   delete static_cast<HostTimer*>(timer);
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/cuda/check.h"
+#include "engine/cuda/cuda_timer.h"
 #include "engine/error.h"
 #include "kernels/common/augment.h"
 #include "kernels/cuda/activation.cuh"
@@ -523,6 +524,11 @@ std::string CudaBackend::conv_algorithms(const ConvShape& s) {
 
 // ------------------------------------------------------------------------------------------------
 // Memory.
+
+void* CudaBackend::timer_create() { return cuda_timer::create(); }
+void CudaBackend::timer_record(void* timer) { cuda_timer::record(timer, native_stream()); }
+float CudaBackend::timer_elapsed_ms(void* a, void* b) { return cuda_timer::elapsed_ms(a, b); }
+void CudaBackend::timer_destroy(void* timer) { cuda_timer::destroy(timer); }
 
 bool CudaBackend::memory_info(size_t* free_bytes, size_t* total_bytes) {
   ensure_device(impl_->device);

@@ -61,6 +61,11 @@ class CudaBackend final : public Backend {
   // with the bytes asked for and the bytes free. deallocate: cudaFree (synchronises the device).
   void* allocate(size_t bytes) override;
   bool memory_info(size_t* free_bytes, size_t* total_bytes) override;
+  // CUDA events on the compute stream: timing a layer adds no host synchronisation.
+  void* timer_create() override;
+  void timer_record(void* timer) override;
+  float timer_elapsed_ms(void* a, void* b) override;
+  void timer_destroy(void* timer) override;
   void deallocate(void* p) override;
   // Enqueued on the compute stream. With pageable src the data has been taken when this returns;
   // with pinned src keep it unchanged until the stream has passed the copy.
