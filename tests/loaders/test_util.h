@@ -12,43 +12,14 @@
 
 #include "engine/error.h"
 
+#include "tests/common/temp_files.h"
+
 namespace fer::loaders::testing {
 
-// A fresh folder under $TMPDIR (or /tmp), removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string templ = std::string(base && *base ? base : "/tmp") + "/fer_loaders_test_XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = buf.data();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+using test_files::read_file;
+using test_files::TempDir;
+using test_files::write_file;
 
- private:
-  std::string path_;
-};
-
-inline void write_file(const std::string& path, const std::string& content) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(content.data(), std::streamsize(content.size()));
-  if (!f) throw std::runtime_error("cannot write " + path);
-}
-
-inline std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-// "p0 p1 ... p2303" with the given separator.
 inline std::string pixel_text(const uint8_t* px, int n = 2304, const std::string& sep = " ") {
   std::string s;
   s.reserve(size_t(n) * 4);

@@ -14,43 +14,16 @@
 #include "engine/error.h"
 #include "engine/training/checkpoint.h"
 
+#include "tests/common/temp_files.h"
+
 namespace fer::training::testing {
 
 inline std::string source_dir() { return FER_SOURCE_DIR; }
 inline std::string sample_csv() { return source_dir() + "/data/sample/fer2013_sample.csv"; }
 
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string templ = std::string(base && *base ? base : "/tmp") + "/fer_train_test_XXXXXX";
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    if (!::mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = buf.data();
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-inline void write_text(const std::string& path, const std::string& content) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(content.data(), std::streamsize(content.size()));
-  if (!f) throw std::runtime_error("cannot write " + path);
-}
-
-inline std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
+using test_files::TempDir;
+inline void write_text(const std::string& path, const std::string& content) { test_files::write_file(path, content); }
+inline std::string read_text(const std::string& path) { return test_files::read_file(path); }
 
 inline bool exists(const std::string& path) { return std::filesystem::exists(path); }
 
