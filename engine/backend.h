@@ -115,9 +115,9 @@ class Backend {
   // ---- timing (benchmarks): a timer marks a point in this backend's sequence of work ----
   // timer_record(t) stamps t when the work enqueued before it has run; timer_elapsed_ms(a, b) is
   // the time from a's stamp to b's, valid once both were recorded (it waits for b if needed).
-  // Default (host backends): synchronize(), then read the steady clock. A backend with a CUDA
-  // stream (native_stream() non-null) records CUDA events on that stream instead, so timing a
-  // layer adds no host synchronisation.
+  // Default (host backends): synchronize(), then read the steady clock. CudaBackend overrides
+  // them with CUDA events on its stream (engine/cuda/cuda_timer.h), so timing a layer adds no host
+  // synchronisation.
   virtual void* timer_create();
   virtual void timer_record(void* timer);
   virtual float timer_elapsed_ms(void* a, void* b);
