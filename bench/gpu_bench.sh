@@ -17,7 +17,8 @@
 #   FER_SUITE_TORCH_MODES (default eager,channels_last,bf16,compile,cudagraph,cudagraph_bf16)
 #   FER_SUITE_RUN_CONFIG  config of the whole run (default model5-v2); FER_SUITE_RUN_EPOCHS (default 50)
 #   FER_SUITE_RUN_MODES   PyTorch modes of the whole run (default: channels_last,cudagraph)
-#   FER_DATA              FER2013 CSV (default: .deps/data/fer2013.csv, else unpacked from
+#   FER_DATA              FER2013 CSV (default: .deps/data/fer2013.csv, the work folder's, the staged
+#                         4,096-row cut .deps/data/fer2013-cut.csv, else unpacked from
 #                         .deps/data or ../shared/data fer2013-6class.ferpack into the work folder)
 #   FER_SUITE_WORK        work folder (default $FER_SUITE_BUILD_DIR/gpu-bench)
 #   FER_SUITE_RESULTS     results file (default bench/results/<date>-<gpu>.md)
@@ -53,7 +54,7 @@ log_cmd() { echo "$*" >>"$WORK/commands.txt"; echo "+ $*"; }
 
 find_data() {
   if [ -n "${FER_DATA:-}" ]; then echo "$FER_DATA"; return; fi
-  for f in "$ROOT/.deps/data/fer2013.csv" "$WORK/fer2013.csv"; do
+  for f in "$ROOT/.deps/data/fer2013.csv" "$WORK/fer2013.csv" "$ROOT/.deps/data/fer2013-cut.csv"; do
     [ -s "$f" ] && { echo "$f"; return; }
   done
   for pack in "$ROOT/.deps/data/fer2013-6class.ferpack" "$ROOT/../shared/data/fer2013-6class.ferpack"; do

@@ -23,6 +23,12 @@ find_path(FER_STB_INCLUDE stb_image.h PATH_SUFFIXES stb REQUIRED)
 set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)
 find_path(FER_CBLAS_INCLUDE cblas.h PATH_SUFFIXES openblas-pthread openblas x86_64-linux-gnu/openblas-pthread REQUIRED)
+set(_blas_version "")
+if(EXISTS "${FER_CBLAS_INCLUDE}/openblas_config.h")
+  file(STRINGS "${FER_CBLAS_INCLUDE}/openblas_config.h" _blas_version REGEX "define OPENBLAS_VERSION")
+  string(REGEX REPLACE ".*OpenBLAS ([0-9.]+).*" "\\1" _blas_version "${_blas_version}")
+endif()
+message(STATUS "fer_gpu: BLAS OpenBLAS ${_blas_version}: ${BLAS_LIBRARIES} (cblas.h in ${FER_CBLAS_INCLUDE})")
 
 # oneDNN (optional) for the CPU backend's convolutions: AUTO uses it when found, ON requires it,
 # OFF leaves the im2col + OpenBLAS path alone. Debian/Ubuntu: libdnnl-dev (2.x, OpenMP runtime).
