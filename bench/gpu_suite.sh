@@ -53,7 +53,7 @@ cd "$ROOT" || exit 2
 
 # ------------------------------------------------------------------ budgets (seconds)
 declare -A BUDGET=([probe]=10 [build]=130 [test]=80 [train]=30 [bench]=80 [peers]=60 [memcheck]=50 [longrun]=40
-                   [racecheck]=120 [stage]=600 [rehearse-build]=1800 [rehearse-test]=300 [rehearse-check]=60)
+                   [racecheck]=120 [stage]=600 [rehearse-build]=5400 [rehearse-test]=900 [rehearse-check]=120)
 TOTAL_BUDGET="${FER_SUITE_TOTAL:-480}"
 DEFAULT_STAGES=(probe build test train bench peers memcheck longrun)
 REHEARSE_STAGES=(stage rehearse-build rehearse-check rehearse-test)
@@ -156,7 +156,13 @@ cmake_args() {
   if [ -d "$ROOT/.deps" ]; then
     # Only the staged folder: /usr's headers, libraries and CMake packages are not looked at (the
     # GPU machine has none of the -dev ones; here they must not be taken by accident).
-    a+=("-DFER_DEPS_DIR=$ROOT/.deps" "-DCMAKE_IGNORE_PREFIX_PATH=/usr")
+    a+=("-DFER_DEPS_DIR=$ROOT/.deps")
+    # ... unless the CUDA toolkit itself lives in /usr (a distribution's nvcc in /usr/bin): then
+    # hiding /usr would hide cudart too.
+    case "$(readlink -f "$(command -v nvcc 2>/dev/null)" 2>/dev/null)" in
+      /usr/bin/*|/usr/lib/*) [ "$MODE" = rehearse ] && a+=("-DCMAKE_IGNORE_PREFIX_PATH=/usr") ;;
+      *) a+=("-DCMAKE_IGNORE_PREFIX_PATH=/usr") ;;
+    esac
   fi
   if [ "$MODE" = rehearse ]; then
     a+=(-DFER_CUDA_LIBS_FROM=pip -DFER_ONEDNN=OFF)

@@ -6,17 +6,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DEPS=.deps
 [ -d "$DEPS" ] || { echo "no $DEPS folder: run bench/stage_deps.sh on a machine with the packages"; exit 2; }
+# xz may be missing on a bare image; Python's lzma module then does the same.
+unxz_to() {
+  if command -v xz >/dev/null 2>&1; then xz -dc "$1" > "$2.tmp"
+  else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2.tmp"
+  fi && mv "$2.tmp" "$2"
+}
 for z in "$DEPS"/lib/*.xz; do
   [ -f "$z" ] || continue
   so="${z%.xz}"
-  [ -f "$so" ] || { xz -dc "$z" > "$so.tmp" && mv "$so.tmp" "$so"; }
+  [ -f "$so" ] || unxz_to "$z" "$so"
 done
 [ -f "$DEPS/lib/libopenblas.so.0" ] && ln -sf libopenblas.so.0 "$DEPS/lib/libopenblas.so"
 if [ -f "$DEPS/googletest.tar.xz" ] && [ ! -d "$DEPS/googletest" ]; then
-  tar -C "$DEPS" -xJf "$DEPS/googletest.tar.xz"
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$DEPS/googletest.tar.xz" "$DEPS"
 fi
 cut="$DEPS/data/fer2013-cut.csv"
 if [ -f "$cut.xz" ] && [ ! -f "$cut" ]; then
-  xz -dc "$cut.xz" > "$cut.tmp" && mv "$cut.tmp" "$cut"
+  unxz_to "$cut.xz" "$cut"
 fi
 echo "deps ready in $DEPS"

@@ -30,8 +30,13 @@ Graph::Graph(std::vector<std::unique_ptr<Layer>> layers, Shape input, int classe
     bwd_names_.push_back("bwd/" + layers_[i]->name());
     shapes_.push_back(layers_[i]->infer(shapes_.back()));
     for (const ParamSpec& spec : layers_[i]->param_specs()) {
-      ParamEntry entry{int(i), spec, spec.trainable ? trainable_count_ : state_count_};
-      (spec.trainable ? trainable_count_ : state_count_) += spec.size();
+      int64_t& dense = spec.trainable ? trainable_count_ : state_count_;
+      ParamLayout& layout = spec.trainable ? trainable_layout_ : state_layout_;
+      ParamEntry entry{int(i), spec, dense, aligned_param_offset(layout.device_floats)};
+      layout.runs.push_back({entry.offset, entry.device_offset, spec.size()});
+      dense += spec.size();
+      layout.dense_floats = dense;
+      layout.device_floats = entry.device_offset + spec.size();
       layer_params_[i].push_back(entry);
     }
   }
@@ -71,9 +76,10 @@ void Graph::plan(std::shared_ptr<Backend> shared, int max_batch, const std::vect
   draws_ = a.reserve_array<AugmentDraw>(max_batch);
   labels_ = a.reserve_array<int32_t>(max_batch);
   input_ = a.reserve_array<float>(max_batch * in.size());
-  params_ = a.reserve_array<float>(std::max<int64_t>(trainable_count_, 1));
-  grads_ = a.reserve_array<float>(std::max<int64_t>(trainable_count_, 1));
-  state_ = a.reserve_array<float>(std::max<int64_t>(state_count_, 1));
+  // Zero-filled by the arena: the alignment gaps stay zero for good.
+  params_ = a.reserve_array<float>(std::max<int64_t>(trainable_layout_.device_floats, 1));
+  grads_ = a.reserve_array<float>(std::max<int64_t>(trainable_layout_.device_floats, 1));
+  state_ = a.reserve_array<float>(std::max<int64_t>(state_layout_.device_floats, 1));
   metrics_ = a.reserve_array<double>(2);
   probs_ = a.reserve_array<float>(int64_t(max_batch) * classes_);
 
@@ -108,10 +114,10 @@ void Graph::plan(std::shared_ptr<Backend> shared, int max_batch, const std::vect
   for (size_t i = 0; i < layers_.size(); ++i) {
     for (const ParamEntry& p : layer_params_[i]) {
       if (p.spec.trainable) {
-        nodes_[i].param_ptrs.push_back(params() + p.offset);
-        nodes_[i].grad_ptrs.push_back(grads() + p.offset);
+        nodes_[i].param_ptrs.push_back(params() + p.device_offset);
+        nodes_[i].grad_ptrs.push_back(grads() + p.device_offset);
       } else {
-        nodes_[i].param_ptrs.push_back(state() + p.offset);
+        nodes_[i].param_ptrs.push_back(state() + p.device_offset);
         nodes_[i].grad_ptrs.push_back(nullptr);
       }
     }
@@ -283,10 +289,23 @@ void upload(Backend& be, float* p, const std::vector<float>& host, int64_t n, co
 }
 }  // namespace
 
-std::vector<float> Graph::download_params() const { return download(*backend_, params(), trainable_count_); }
-std::vector<float> Graph::download_grads() const { return download(*backend_, grads(), trainable_count_); }
-std::vector<float> Graph::download_state() const { return download(*backend_, state(), state_count_); }
-void Graph::upload_params(const std::vector<float>& host) { upload(*backend_, params(), host, trainable_count_, "parameters"); }
-void Graph::upload_state(const std::vector<float>& host) { upload(*backend_, state(), host, state_count_, "state"); }
+std::vector<float> Graph::download_params() const {
+  return trainable_layout_.to_dense(download(*backend_, params(), trainable_layout_.device_floats));
+}
+std::vector<float> Graph::download_grads() const {
+  return trainable_layout_.to_dense(download(*backend_, grads(), trainable_layout_.device_floats));
+}
+std::vector<float> Graph::download_state() const {
+  return state_layout_.to_dense(download(*backend_, state(), state_layout_.device_floats));
+}
+void Graph::upload_params(const std::vector<float>& host) {
+  // A wrong size throws (upload's own check) before anything is copied.
+  if (int64_t(host.size()) != trainable_count_) upload(*backend_, params(), host, trainable_count_, "parameters");
+  upload(*backend_, params(), trainable_layout_.to_device(host), trainable_layout_.device_floats, "parameters");
+}
+void Graph::upload_state(const std::vector<float>& host) {
+  if (int64_t(host.size()) != state_count_) upload(*backend_, state(), host, state_count_, "state");
+  upload(*backend_, state(), state_layout_.to_device(host), state_layout_.device_floats, "state");
+}
 
 }  // namespace fer

@@ -11,6 +11,7 @@
 #include "engine/arena.h"
 #include "engine/backend.h"
 #include "engine/layer.h"
+#include "engine/param_layout.h"
 #include "kernels/common/augment.h"
 
 namespace fer {
@@ -18,7 +19,12 @@ namespace fer {
 struct ParamEntry {
   int layer = 0;
   ParamSpec spec;
-  int64_t offset = 0;  // floats into params/grads (trainable) or state (non-trainable)
+  // Floats into the dense order of download_params/grads/state and checkpoints (trainable and
+  // non-trainable tensors each packed without gaps).
+  int64_t offset = 0;
+  // Floats into the backend buffers params()/grads() (trainable) or state(): a multiple of
+  // kParamAlignFloats, so every tensor starts 256-byte aligned (engine/param_layout.h).
+  int64_t device_offset = 0;
 };
 
 struct BatchMetrics {
@@ -59,6 +65,10 @@ class Graph {
   std::vector<ParamEntry> all_params() const;
   int64_t trainable_count() const { return trainable_count_; }
   int64_t non_trainable_count() const { return state_count_; }
+  // params()/grads() as the backend holds them (aligned tensors, zero gaps): what an Optimizer
+  // steps over and how its slots map to the dense checkpoint order.
+  const ParamLayout& param_layout() const { return trainable_layout_; }
+  const ParamLayout& state_layout() const { return state_layout_; }
 
   // ---- planning: allocates every buffer once; batches up to max_batch run without allocating.
   // other_batches lists further batch sizes the run will meet (their workspaces are planned too).
@@ -97,9 +107,11 @@ class Graph {
   std::vector<float> probabilities(int n);
 
   // ---- parameters ----
-  float* params() const;  // trainable, flat
+  // Backend buffers in the aligned layout (param_layout().device_floats floats; ParamEntry::
+  // device_offset). The download/upload functions below use the dense layout (ParamEntry::offset).
+  float* params() const;  // trainable
   float* grads() const;   // same layout as params
-  float* state() const;   // non-trainable, flat
+  float* state() const;   // non-trainable (state_layout())
   std::vector<float> download_params() const;
   std::vector<float> download_grads() const;
   std::vector<float> download_state() const;
@@ -128,6 +140,7 @@ class Graph {
   Shape input_shape_;
   int classes_ = 0;
   int64_t trainable_count_ = 0, state_count_ = 0;
+  ParamLayout trainable_layout_, state_layout_;
 
   std::shared_ptr<Backend> backend_;
   std::unique_ptr<Arena> arena_;  // declared after backend_: destroyed first

@@ -7,8 +7,8 @@
 
 namespace fer {
 
-Optimizer::Optimizer(std::shared_ptr<Backend> backend, int64_t num_params, const OptimizerConfig& config)
-    : backend_(std::move(backend)), n_(num_params), config_(config),
+Optimizer::Optimizer(std::shared_ptr<Backend> backend, const ParamLayout& layout, const OptimizerConfig& config)
+    : backend_(std::move(backend)), layout_(layout), n_(layout.device_floats), config_(config),
       slots_(config.kind == OptimizerConfig::Kind::adam ? 2 : 1) {
   if (n_ > 0) {
     buffer_ = static_cast<float*>(backend_->allocate(size_t(slots_ * n_) * sizeof(float)));
@@ -39,15 +39,16 @@ std::vector<float> Optimizer::download_state() const {
   std::vector<float> host(size_t(slots_ * n_));
   backend_->synchronize();
   if (!host.empty()) backend_->copy_to_host(host.data(), buffer_, host.size() * sizeof(float));
-  return host;
+  return layout_.to_dense(host, slots_);
 }
 
 void Optimizer::upload_state(const std::vector<float>& host, int64_t steps) {
-  if (int64_t(host.size()) != slots_ * n_) {
+  if (int64_t(host.size()) != state_floats()) {
     throw std::invalid_argument("optimizer state has " + std::to_string(host.size()) +
-                                " floats, expected " + std::to_string(slots_ * n_));
+                                " floats, expected " + std::to_string(state_floats()));
   }
-  if (!host.empty()) backend_->copy_from_host(buffer_, host.data(), host.size() * sizeof(float));
+  const std::vector<float> device = layout_.to_device(host, slots_);
+  if (!device.empty()) backend_->copy_from_host(buffer_, device.data(), device.size() * sizeof(float));
   steps_ = steps;
 }
 

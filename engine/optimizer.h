@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/param_layout.h"
 
 namespace fer {
 
@@ -20,7 +21,9 @@ struct OptimizerConfig {
 
 class Optimizer {
  public:
-  Optimizer(std::shared_ptr<Backend> backend, int64_t num_params, const OptimizerConfig& config);
+  // layout: the parameter buffer's (Graph::param_layout()); the update runs over all
+  // layout.device_floats floats (zero gaps stay zero), checkpoints see the dense order.
+  Optimizer(std::shared_ptr<Backend> backend, const ParamLayout& layout, const OptimizerConfig& config);
   ~Optimizer();
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
@@ -31,14 +34,17 @@ class Optimizer {
   void set_learning_rate(float lr) { config_.learning_rate = lr; }
   const OptimizerConfig& config() const { return config_; }
 
-  // For checkpoints: the slot buffers (Adam m then v; SGD velocity) and the step count.
+  // For checkpoints: the slot buffers (Adam m then v; SGD velocity) in the dense order
+  // (slots * layout.dense_floats floats) and the step count. upload_state throws
+  // std::invalid_argument on a wrong size.
   std::vector<float> download_state() const;
   void upload_state(const std::vector<float>& host, int64_t steps);
-  int64_t state_floats() const { return slots_ * n_; }
+  int64_t state_floats() const { return slots_ * layout_.dense_floats; }
 
  private:
   std::shared_ptr<Backend> backend_;
-  int64_t n_;
+  ParamLayout layout_;
+  int64_t n_;  // device floats per slot
   OptimizerConfig config_;
   int slots_;
   float* buffer_ = nullptr;

@@ -126,7 +126,7 @@ class Runner {
     graph_ = models::build_graph(config);
     graph_->plan(backend_, batch_);
     graph_->initialize(seed);
-    optimizer_ = std::make_unique<Optimizer>(backend_, graph_->trainable_count(), config.train.optimizer);
+    optimizer_ = std::make_unique<Optimizer>(backend_, graph_->param_layout(), config.train.optimizer);
     optim_name_ = config.train.optimizer.kind == OptimizerConfig::Kind::adam ? "optim/adam" : "optim/sgd";
     batches_ = pool_.images / batch_;
     if (batches_ < 1) throw UserError("the input pool holds fewer images than one batch");

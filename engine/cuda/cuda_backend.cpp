@@ -16,12 +16,14 @@
 #include <string>
 #include <vector>
 
+#include "engine/cuda/conv_algo_choice.h"
 #include "engine/cuda/check.h"
 #include "engine/cuda/cuda_timer.h"
 #include "engine/error.h"
 #include "kernels/common/augment.h"
 #include "kernels/cuda/activation.cuh"
 #include "kernels/cuda/augment.cuh"
+#include "kernels/cuda/launch_util.cuh"
 #include "kernels/cuda/batch_norm.cuh"
 #include "kernels/cuda/bias.cuh"
 #include "kernels/cuda/conv_pad.cuh"
@@ -229,6 +231,9 @@ struct CudaBackend::Impl {
   cudnnHandle_t cudnn = nullptr;
   cublasHandle_t cublas = nullptr;
   void* cublas_workspace = nullptr;
+  // Partial sums of the two-stage per-channel reductions (bias gradients, BN statistics): one
+  // fixed buffer, so no op allocates; ops on the one stream use it one after another.
+  double* reduce_scratch = nullptr;
   std::mutex plans_mutex;
   std::map<ConvKey, std::unique_ptr<ConvPlan>> plans;
   // The largest workspace conv2d_workspace_bytes has reported: what the executor provides.
@@ -240,6 +245,7 @@ struct CudaBackend::Impl {
     plans.clear();
     if (cublas) cublasDestroy(cublas);
     if (cublas_workspace) cudaFree(cublas_workspace);
+    if (reduce_scratch) cudaFree(reduce_scratch);
     if (cudnn) cudnnDestroy(cudnn);
     if (stream) cudaStreamDestroy(stream);
   }
@@ -346,10 +352,11 @@ std::unique_ptr<ConvPlan> CudaBackend::Impl::build_plan(const ConvShape& s, size
   return p;
 }
 
-// Each chooser walks candidates best first: the measured cudnnFind* results (fastest first), then
-// cuDNN's heuristic list as a fallback. A candidate is taken when it ran successfully, fits the
-// workspace cap, is deterministic if required, and cuDNN confirms it for the descriptor's final
-// math type by answering its workspace size.
+// Each chooser walks candidates in the order conv_algo_try_order gives (engine/cuda/
+// conv_algo_choice.h): by default the measured cudnnFind* results (fastest first), then cuDNN's
+// heuristic list as a fallback; in deterministic mode the heuristic list alone (no timing enters)
+// in a fixed preference order. A candidate is taken when cuDNN confirms it for the descriptor's
+// final math type by answering its workspace size within the cap.
 
 namespace {
 
@@ -362,16 +369,16 @@ struct ChosenAlgorithm {
 
 // The one selection rule for all three passes. find/heuristic(count, &returned, out) fill
 // candidate lists; workspace_of(algo, &bytes) asks cuDNN for the workspace under the math type
-// already set on desc.
+// already set on desc; preference ranks algorithm ids for deterministic mode.
 template <typename Perf, typename Find, typename Heuristic, typename WorkspaceOf>
 ChosenAlgorithm<Perf> choose_algorithm(const char* pass, const std::string& what, int max_count,
                                        cudnnConvolutionDescriptor_t desc, size_t cap, bool tf32,
-                                       bool deterministic, Find find, Heuristic heuristic,
-                                       WorkspaceOf workspace_of) {
+                                       bool deterministic, const std::vector<int>& preference,
+                                       Find find, Heuristic heuristic, WorkspaceOf workspace_of) {
   max_count = std::max(max_count, 1);
   std::vector<Perf> candidates, buf(static_cast<size_t>(max_count));
   int returned = 0;
-  if (find(max_count, &returned, buf.data()) == CUDNN_STATUS_SUCCESS) {
+  if (!deterministic && find(max_count, &returned, buf.data()) == CUDNN_STATUS_SUCCESS) {
     candidates.insert(candidates.end(), buf.begin(), buf.begin() + returned);
   }
   cudaGetLastError();  // a failed search may leave a (non-sticky) error behind
@@ -379,10 +386,14 @@ ChosenAlgorithm<Perf> choose_algorithm(const char* pass, const std::string& what
   if (heuristic(max_count, &returned, buf.data()) == CUDNN_STATUS_SUCCESS) {
     candidates.insert(candidates.end(), buf.begin(), buf.begin() + returned);
   }
+  std::vector<ConvAlgoCandidate> plain;
   for (const Perf& c : candidates) {
-    if (c.status != CUDNN_STATUS_SUCCESS || c.memory > cap) continue;
-    if (c.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // fp16 inside: too coarse
-    if (deterministic && c.determinism != CUDNN_DETERMINISTIC) continue;
+    plain.push_back({int(c.algo), c.status == CUDNN_STATUS_SUCCESS, c.determinism == CUDNN_DETERMINISTIC,
+                     int(c.mathType), c.memory, c.time});
+  }
+  for (size_t i : conv_algo_try_order(plain, cap, deterministic, int(CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION),
+                                      preference)) {
+    const Perf& c = candidates[i];
     const cudnnMathType_t math = tf32 ? c.mathType : CUDNN_FMA_MATH;
     if (cudnnSetConvolutionMathType(desc, math) != CUDNN_STATUS_SUCCESS) continue;
     size_t ws = 0;
@@ -394,6 +405,20 @@ ChosenAlgorithm<Perf> choose_algorithm(const char* pass, const std::string& what
                     std::to_string(cap) + " bytes" + (deterministic ? ", deterministic only)" : ")"));
 }
 
+// Deterministic mode's preference, best first: the implicit-GEMM family (no extra workspace to
+// speak of, every shape), then the transform-based ones. Fixed here so every process agrees.
+const std::vector<int> kFwdPreference = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+                                         CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                         CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED,
+                                         CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING,
+                                         CUDNN_CONVOLUTION_FWD_ALGO_GEMM};
+const std::vector<int> kBwdDataPreference = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+                                             CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED,
+                                             CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING};
+const std::vector<int> kBwdFilterPreference = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
+                                               CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED,
+                                               CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING};
+
 }  // namespace
 
 void CudaBackend::Impl::choose_forward(ConvPlan& p, size_t cap) {
@@ -401,7 +426,7 @@ void CudaBackend::Impl::choose_forward(ConvPlan& p, size_t cap) {
   int max_count = 0;
   FER_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(cudnn, &max_count), what);
   const auto c = choose_algorithm<cudnnConvolutionFwdAlgoPerf_t>(
-      "forward", what, max_count, p.fwd_desc, cap, tf32, options.deterministic,
+      "forward", what, max_count, p.fwd_desc, cap, tf32, options.deterministic, kFwdPreference,
       [&](int n, int* r, cudnnConvolutionFwdAlgoPerf_t* out) {
         return cudnnFindConvolutionForwardAlgorithm(cudnn, p.x_desc, p.w_desc, p.fwd_desc, p.y_desc, n, r, out);
       },
@@ -421,7 +446,7 @@ void CudaBackend::Impl::choose_backward_data(ConvPlan& p, size_t cap) {
   int max_count = 0;
   FER_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(cudnn, &max_count), what);
   const auto c = choose_algorithm<cudnnConvolutionBwdDataAlgoPerf_t>(
-      "backward-data", what, max_count, p.bwd_data_desc, cap, tf32, options.deterministic,
+      "backward-data", what, max_count, p.bwd_data_desc, cap, tf32, options.deterministic, kBwdDataPreference,
       [&](int n, int* r, cudnnConvolutionBwdDataAlgoPerf_t* out) {
         return cudnnFindConvolutionBackwardDataAlgorithm(cudnn, p.w_desc, p.y_desc, p.bwd_data_desc, p.x_desc, n, r, out);
       },
@@ -441,7 +466,7 @@ void CudaBackend::Impl::choose_backward_filter(ConvPlan& p, size_t cap) {
   int max_count = 0;
   FER_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(cudnn, &max_count), what);
   const auto c = choose_algorithm<cudnnConvolutionBwdFilterAlgoPerf_t>(
-      "backward-filter", what, max_count, p.bwd_filter_desc, cap, tf32, options.deterministic,
+      "backward-filter", what, max_count, p.bwd_filter_desc, cap, tf32, options.deterministic, kBwdFilterPreference,
       [&](int n, int* r, cudnnConvolutionBwdFilterAlgoPerf_t* out) {
         return cudnnFindConvolutionBackwardFilterAlgorithm(cudnn, p.x_desc, p.y_desc, p.bwd_filter_desc, p.w_desc, n, r, out);
       },
@@ -491,6 +516,7 @@ CudaBackend::CudaBackend(int device_ordinal, const BackendOptions& options)
       cublasSetMathMode(m.cublas, m.tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH), dev);
   // A fixed cuBLAS workspace: no allocation inside a step (and graph capture friendly).
   m.cublas_workspace = allocate(kCublasWorkspaceBytes);
+  m.reduce_scratch = static_cast<double*>(allocate(kc::kReduceScratchBytes));
   FER_CUBLAS_CHECK(cublasSetWorkspace(m.cublas, m.cublas_workspace, kCublasWorkspaceBytes), dev);
 }
 
@@ -675,7 +701,8 @@ void CudaBackend::conv2d_backward(const ConvShape& s, const float* x, const floa
                     what());
   }
   if (db) {
-    FER_CUDA_CHECK(kc::bias_grad(int64_t(s.n) * s.oh * s.ow, s.k, dy, db, m.stream), what());
+    FER_CUDA_CHECK(kc::bias_grad(int64_t(s.n) * s.oh * s.ow, s.k, dy, db, m.reduce_scratch,
+                                 kc::kReduceScratchBytes, m.stream), what());
   }
   if (dx) {
     void* cudnn_ws = p.bwd_data_ws ? ws + p.pad_bytes : nullptr;
@@ -732,7 +759,7 @@ void CudaBackend::dense_backward(const DenseShape& s, const float* x, const floa
                                  s.out, x, s.in, &zero, dw, s.out),
                      what());
   }
-  if (db) FER_CUDA_CHECK(kc::bias_grad(s.n, s.out, dy, db, m.stream), what());
+  if (db) FER_CUDA_CHECK(kc::bias_grad(s.n, s.out, dy, db, m.reduce_scratch, kc::kReduceScratchBytes, m.stream), what());
   m.after_op("dense_backward", what);
 }
 
@@ -822,7 +849,8 @@ void CudaBackend::batchnorm_forward_train(const BatchNormShape& s, const float* 
   const auto what = [&] { return describe(s); };
   FER_CUDA_CHECK(kc::batchnorm_forward_train(s.rows, s.channels, x, gamma, beta, y, save_mean,
                                              save_invstd, moving_mean, moving_var, momentum,
-                                             epsilon, m.stream),
+                                             epsilon, m.reduce_scratch, kc::kReduceScratchBytes,
+                                             m.stream),
                  what());
   m.after_op("batchnorm_forward_train", what);
 }
@@ -851,7 +879,8 @@ void CudaBackend::batchnorm_backward(const BatchNormShape& s, const float* x, co
     throw std::invalid_argument("batchnorm_backward needs dgamma and dbeta buffers: " + what());
   }
   FER_CUDA_CHECK(kc::batchnorm_backward(s.rows, s.channels, x, gamma, dy, save_mean, save_invstd,
-                                        dx, dgamma, dbeta, m.stream),
+                                        dx, dgamma, dbeta, m.reduce_scratch,
+                                        kc::kReduceScratchBytes, m.stream),
                  what());
   m.after_op("batchnorm_backward", what);
 }

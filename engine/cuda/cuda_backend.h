@@ -8,7 +8,9 @@
 // plan: descriptors, how the padding is expressed (plan_conv_padding below) and the fastest
 // forward / backward-data / backward-filter algorithms measured by cudnnFind*Algorithm (host
 // blocking: call conv2d_workspace_bytes for every shape while planning, before the step loop or
-// any graph capture). Plans are cached in a map keyed by the whole shape.
+// any graph capture). With BackendOptions::deterministic no time is measured: the algorithms are
+// a fixed function of the shape and cuDNN's heuristic candidate list (engine/cuda/
+// conv_algo_choice.h), so every process picks the same. Plans are cached per shape.
 //
 // This header is plain C++ (no CUDA types): the implementation lives behind a pointer.
 #include <memory>

@@ -269,7 +269,7 @@ void Trainer::Impl::prepare() {
   if (!config.train.drop_last && train_tail) other_batches.push_back(train_tail);
   const int max_batch = int(std::min<int64_t>(batch_size, std::max<int64_t>(train_rows, int64_t(data.validation_rows.size()))));
   graph->plan(backend, std::max(1, max_batch), other_batches);
-  optimizer = std::make_unique<Optimizer>(backend, graph->trainable_count(), config.train.optimizer);
+  optimizer = std::make_unique<Optimizer>(backend, graph->param_layout(), config.train.optimizer);
 
   // ---- where the images live during training: the backend's memory or the batch stream ----
   // Asked after the graph and the optimizer have their memory. Both splits are held (training

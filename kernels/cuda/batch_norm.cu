@@ -1,59 +1,46 @@
-// Batch normalisation. Per-channel reductions give each block 32 adjacent channels (coalesced
-// reads along a row) and 32 row lanes, accumulate in double, and combine the lanes' partial sums
-// in a fixed order: deterministic, and two passes (mean, then squared deviations) keep the
-// variance accurate. The element-wise passes then use the saved per-channel values.
+// Batch normalisation. The per-channel reductions are two-stage (channel_reduce.cuh: row chunks
+// across the whole GPU, then a fixed-order sum per channel), accumulate in double and are
+// deterministic. The statistics take one pass over x: sums of x - k and (x - k)^2 with k the
+// channel's row-0 value, which in double keep the variance as accurate as a two-pass mean-then-
+// deviations (the former kernel read x twice). The element-wise passes use the saved values.
 #include "kernels/cuda/batch_norm.cuh"
+#include "kernels/cuda/channel_reduce.cuh"
 #include "kernels/cuda/launch_util.cuh"
 
 namespace fer::kernels::cuda {
 namespace {
 
-constexpr int kTile = 32;
+namespace rd = reduce;
 
-// Sum of part[0..kTile)[threadIdx.x] in a fixed order; valid in threads with threadIdx.y == 0.
-__device__ __forceinline__ double column_total(double (*part)[kTile + 1]) {
-  double t = 0.0;
-  for (int j = 0; j < kTile; ++j) t += part[j][threadIdx.x];
-  return t;
+// One block per channel: totals of (x - k, (x - k)^2), k = x[0, c] -> statistics and moving averages.
+__global__ void bn_stats_finish(int64_t chunks, int64_t rows, int channels, const float* x,
+                                const double* partial, float* save_mean, float* save_invstd,
+                                float* moving_mean, float* moving_var, float momentum, float epsilon) {
+  double total[2];
+  rd::channel_totals<2>(chunks, channels, partial, total);
+  if (threadIdx.x != 0) return;
+  const int c = blockIdx.x;
+  const double n = double(rows);
+  const double shifted_mean = rows > 0 ? total[0] / n : 0.0;
+  const double mean = rows > 0 ? double(x[c]) + shifted_mean : 0.0;
+  const double var = rows > 0 ? fmax(total[1] / n - shifted_mean * shifted_mean, 0.0) : 0.0;
+  const double unbiased = rows > 1 ? var * n / (n - 1.0) : var;
+  const double mom = double(momentum);
+  save_mean[c] = float(mean);
+  save_invstd[c] = float(1.0 / sqrt(var + double(epsilon)));
+  if (moving_mean) moving_mean[c] = float(mom * double(moving_mean[c]) + (1.0 - mom) * mean);
+  if (moving_var) moving_var[c] = float(mom * double(moving_var[c]) + (1.0 - mom) * unbiased);
 }
 
-// blockDim = (kTile, kTile); blockIdx.x picks 32 channels.
-__global__ void __launch_bounds__(kTile * kTile) bn_train_stats_kernel(int64_t rows, int channels, const float* x, float* save_mean,
-                                      float* save_invstd, float* moving_mean, float* moving_var,
-                                      float momentum, float epsilon) {
-  __shared__ double part[kTile][kTile + 1];
-  __shared__ double mean_of[kTile];
-  const int c = blockIdx.x * kTile + threadIdx.x;
-  const bool active = c < channels;
-
-  double s = 0.0;
-  if (active) {
-    for (int64_t r = threadIdx.y; r < rows; r += kTile) s += double(x[r * channels + c]);
-  }
-  part[threadIdx.y][threadIdx.x] = s;
-  __syncthreads();
-  if (threadIdx.y == 0) mean_of[threadIdx.x] = rows > 0 ? column_total(part) / double(rows) : 0.0;
-  __syncthreads();
-  const double mean = mean_of[threadIdx.x];
-
-  double q = 0.0;
-  if (active) {
-    for (int64_t r = threadIdx.y; r < rows; r += kTile) {
-      const double d = double(x[r * channels + c]) - mean;
-      q += d * d;
-    }
-  }
-  part[threadIdx.y][threadIdx.x] = q;
-  __syncthreads();
-  if (threadIdx.y == 0 && active) {
-    const double var = rows > 0 ? column_total(part) / double(rows) : 0.0;
-    const double unbiased = rows > 1 ? var * double(rows) / double(rows - 1) : var;
-    const double mom = double(momentum);
-    save_mean[c] = float(mean);
-    save_invstd[c] = float(1.0 / sqrt(var + double(epsilon)));
-    if (moving_mean) moving_mean[c] = float(mom * double(moving_mean[c]) + (1.0 - mom) * mean);
-    if (moving_var) moving_var[c] = float(mom * double(moving_var[c]) + (1.0 - mom) * unbiased);
-  }
+// dbeta = sum dy, dgamma = invstd * sum dy*(x - mean).
+__global__ void bn_backward_finish(int64_t chunks, int channels, const double* partial,
+                                   const float* invstd, float* dgamma, float* dbeta) {
+  double total[2];
+  rd::channel_totals<2>(chunks, channels, partial, total);
+  if (threadIdx.x != 0) return;
+  const int c = blockIdx.x;
+  dbeta[c] = float(total[0]);
+  dgamma[c] = float(total[1] * double(invstd[c]));
 }
 
 __global__ void bn_apply_kernel(int64_t n, int channels, const float* x, const float* gamma,
@@ -81,32 +68,6 @@ __global__ void bn_infer_kernel(int64_t n, int channels, const float* x, const f
   }
 }
 
-// dbeta = sum dy, dgamma = invstd * sum dy*(x - mean) per channel. blockDim = (kTile, kTile).
-__global__ void __launch_bounds__(kTile * kTile) bn_backward_reduce_kernel(int64_t rows, int channels, const float* x,
-                                          const float* dy, const float* mean, const float* invstd,
-                                          float* dgamma, float* dbeta) {
-  __shared__ double part_dy[kTile][kTile + 1];
-  __shared__ double part_dyx[kTile][kTile + 1];
-  const int c = blockIdx.x * kTile + threadIdx.x;
-  double sdy = 0.0, sdyx = 0.0;
-  if (c < channels) {
-    const double m = double(mean[c]);
-    for (int64_t r = threadIdx.y; r < rows; r += kTile) {
-      const int64_t i = r * channels + c;
-      const double g = double(dy[i]);
-      sdy += g;
-      sdyx += g * (double(x[i]) - m);
-    }
-  }
-  part_dy[threadIdx.y][threadIdx.x] = sdy;
-  part_dyx[threadIdx.y][threadIdx.x] = sdyx;
-  __syncthreads();
-  if (threadIdx.y == 0 && c < channels) {
-    dbeta[c] = float(column_total(part_dy));
-    dgamma[c] = float(column_total(part_dyx) * double(invstd[c]));
-  }
-}
-
 __global__ void bn_backward_apply_kernel(int64_t n, int64_t rows, int channels, const float* x,
                                          const float* gamma, const float* dy, const float* mean,
                                          const float* invstd, const float* dgamma,
@@ -123,17 +84,20 @@ __global__ void bn_backward_apply_kernel(int64_t n, int64_t rows, int channels, 
   }
 }
 
-unsigned channel_blocks(int channels) { return unsigned((channels + kTile - 1) / kTile); }
-
 }  // namespace
 
 cudaError_t batchnorm_forward_train(int64_t rows, int channels, const float* x, const float* gamma,
                                     const float* beta, float* y, float* save_mean,
                                     float* save_invstd, float* moving_mean, float* moving_var,
-                                    float momentum, float epsilon, cudaStream_t stream) {
+                                    float momentum, float epsilon, double* scratch,
+                                    size_t scratch_bytes, cudaStream_t stream) {
   if (channels <= 0) return cudaSuccess;
-  bn_train_stats_kernel<<<channel_blocks(channels), dim3(kTile, kTile), 0, stream>>>(
-      rows, channels, x, save_mean, save_invstd, moving_mean, moving_var, momentum, epsilon);
+  const ChannelReducePlan p = plan_channel_reduce(rows, channels, 2, scratch_bytes);
+  if (scratch == nullptr || p.scratch_bytes > scratch_bytes) return cudaErrorInvalidValue;
+  rd::stage1<rd::Terms::bn_stats><<<rd::stage1_grid(p, channels), dim3(rd::kChannels, rd::kLanes), 0, stream>>>(
+      rows, channels, p.rows_per_chunk, rd::TermsOf<rd::Terms::bn_stats>{x, channels}, scratch);
+  bn_stats_finish<<<unsigned(channels), rd::kStage2, 0, stream>>>(
+      p.chunks, rows, channels, x, scratch, save_mean, save_invstd, moving_mean, moving_var, momentum, epsilon);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   const int64_t n = rows * channels;
@@ -156,10 +120,15 @@ cudaError_t batchnorm_forward_infer(int64_t rows, int channels, const float* x, 
 
 cudaError_t batchnorm_backward(int64_t rows, int channels, const float* x, const float* gamma,
                                const float* dy, const float* save_mean, const float* save_invstd,
-                               float* dx, float* dgamma, float* dbeta, cudaStream_t stream) {
+                               float* dx, float* dgamma, float* dbeta, double* scratch,
+                               size_t scratch_bytes, cudaStream_t stream) {
   if (channels <= 0) return cudaSuccess;
-  bn_backward_reduce_kernel<<<channel_blocks(channels), dim3(kTile, kTile), 0, stream>>>(
-      rows, channels, x, dy, save_mean, save_invstd, dgamma, dbeta);
+  const ChannelReducePlan p = plan_channel_reduce(rows, channels, 2, scratch_bytes);
+  if (scratch == nullptr || p.scratch_bytes > scratch_bytes) return cudaErrorInvalidValue;
+  rd::stage1<rd::Terms::bn_backward><<<rd::stage1_grid(p, channels), dim3(rd::kChannels, rd::kLanes), 0, stream>>>(
+      rows, channels, p.rows_per_chunk, rd::TermsOf<rd::Terms::bn_backward>{x, dy, save_mean}, scratch);
+  bn_backward_finish<<<unsigned(channels), rd::kStage2, 0, stream>>>(p.chunks, channels, scratch, save_invstd,
+                                                                     dgamma, dbeta);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
   const int64_t n = rows * channels;

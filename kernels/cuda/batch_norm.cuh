@@ -12,10 +12,14 @@ namespace fer::kernels::cuda {
 // moving_mean = momentum*moving_mean + (1-momentum)*mean;
 // moving_var  = momentum*moving_var  + (1-momentum)*var*rows/(rows-1)  (unbiased, as TensorFlow);
 // y = gamma*(x - mean)*invstd + beta. y may alias x.
+// scratch (both reductions): device memory for partial sums, plan_channel_reduce(rows, channels, 2,
+// scratch_bytes).scratch_bytes of it used (launch_util.cuh); cudaErrorInvalidValue when null or
+// too small.
 cudaError_t batchnorm_forward_train(int64_t rows, int channels, const float* x, const float* gamma,
                                     const float* beta, float* y, float* save_mean,
                                     float* save_invstd, float* moving_mean, float* moving_var,
-                                    float momentum, float epsilon, cudaStream_t stream);
+                                    float momentum, float epsilon, double* scratch,
+                                    size_t scratch_bytes, cudaStream_t stream);
 
 // y = gamma*(x - moving_mean)/sqrt(moving_var + epsilon) + beta. y may alias x.
 cudaError_t batchnorm_forward_infer(int64_t rows, int channels, const float* x, const float* gamma,
@@ -27,6 +31,7 @@ cudaError_t batchnorm_forward_infer(int64_t rows, int channels, const float* x, 
 // dx = gamma*invstd*(dy - dbeta/rows - xhat*dgamma/rows). dx may alias dy.
 cudaError_t batchnorm_backward(int64_t rows, int channels, const float* x, const float* gamma,
                                const float* dy, const float* save_mean, const float* save_invstd,
-                               float* dx, float* dgamma, float* dbeta, cudaStream_t stream);
+                               float* dx, float* dgamma, float* dbeta, double* scratch,
+                               size_t scratch_bytes, cudaStream_t stream);
 
 }  // namespace fer::kernels::cuda

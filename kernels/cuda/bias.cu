@@ -1,13 +1,11 @@
-// Bias add (element-wise) and bias gradient (column sums). The column sum gives each block 32
-// adjacent columns (a warp reads 32 consecutive floats of a row) and 32 row lanes; the 32 partial
-// sums per column are added in a fixed order, so the result does not depend on scheduling.
+// Bias add (element-wise) and bias gradient (column sums, two-stage: channel_reduce.cuh). Every
+// sum is taken in a fixed order, so the result does not depend on scheduling.
 #include "kernels/cuda/bias.cuh"
+#include "kernels/cuda/channel_reduce.cuh"
 #include "kernels/cuda/launch_util.cuh"
 
 namespace fer::kernels::cuda {
 namespace {
-
-constexpr int kTile = 32;
 
 __global__ void bias_add_kernel(int64_t n, int cols, const float* b, float* y) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
@@ -16,21 +14,12 @@ __global__ void bias_add_kernel(int64_t n, int cols, const float* b, float* y) {
   }
 }
 
-// blockDim = (kTile, kTile); blockIdx.x picks 32 columns.
-__global__ void __launch_bounds__(kTile * kTile) column_sum_kernel(int64_t rows, int cols, const float* dy, float* db) {
-  __shared__ double part[kTile][kTile + 1];
-  const int col = blockIdx.x * kTile + threadIdx.x;
-  double s = 0.0;
-  if (col < cols) {
-    for (int64_t r = threadIdx.y; r < rows; r += kTile) s += double(dy[r * cols + col]);
-  }
-  part[threadIdx.y][threadIdx.x] = s;
-  __syncthreads();
-  if (threadIdx.y == 0 && col < cols) {
-    double t = 0.0;
-    for (int j = 0; j < kTile; ++j) t += part[j][threadIdx.x];
-    db[col] = float(t);
-  }
+namespace rd = reduce;
+
+__global__ void bias_grad_finish(int64_t chunks, int cols, const double* partial, float* db) {
+  double total[1];
+  rd::channel_totals<1>(chunks, cols, partial, total);
+  if (threadIdx.x == 0) db[blockIdx.x] = float(total[0]);
 }
 
 }  // namespace
@@ -42,10 +31,14 @@ cudaError_t bias_add(int64_t rows, int cols, const float* b, float* y, cudaStrea
   return cudaGetLastError();
 }
 
-cudaError_t bias_grad(int64_t rows, int cols, const float* dy, float* db, cudaStream_t stream) {
+cudaError_t bias_grad(int64_t rows, int cols, const float* dy, float* db, double* scratch,
+                      size_t scratch_bytes, cudaStream_t stream) {
   if (cols <= 0) return cudaSuccess;
-  const unsigned blocks = unsigned((cols + kTile - 1) / kTile);
-  column_sum_kernel<<<blocks, dim3(kTile, kTile), 0, stream>>>(rows, cols, dy, db);
+  const ChannelReducePlan p = plan_channel_reduce(rows, cols, 1, scratch_bytes);
+  if (scratch == nullptr || p.scratch_bytes > scratch_bytes) return cudaErrorInvalidValue;
+  rd::stage1<rd::Terms::bias><<<rd::stage1_grid(p, cols), dim3(rd::kChannels, rd::kLanes), 0, stream>>>(
+      rows, cols, p.rows_per_chunk, rd::TermsOf<rd::Terms::bias>{dy}, scratch);
+  bias_grad_finish<<<unsigned(cols), rd::kStage2, 0, stream>>>(p.chunks, cols, scratch, db);
   return cudaGetLastError();
 }
 

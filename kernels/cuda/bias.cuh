@@ -10,6 +10,9 @@ namespace fer::kernels::cuda {
 // y[r, j] += b[j]
 cudaError_t bias_add(int64_t rows, int cols, const float* b, float* y, cudaStream_t stream);
 // db[j] = sum_r dy[r, j] (overwritten; accumulated in double, in a fixed order: deterministic).
-cudaError_t bias_grad(int64_t rows, int cols, const float* dy, float* db, cudaStream_t stream);
+// scratch: device memory for the partial sums, plan_channel_reduce(rows, cols, 1, scratch_bytes)
+// .scratch_bytes of it used (launch_util.cuh); cudaErrorInvalidValue when null or too small.
+cudaError_t bias_grad(int64_t rows, int cols, const float* dy, float* db, double* scratch,
+                      size_t scratch_bytes, cudaStream_t stream);
 
 }  // namespace fer::kernels::cuda

@@ -3,10 +3,15 @@
 //  - one full training step gives the same loss, accuracy, parameter gradients and BN moving
 //    statistics;
 //  - ten Adam steps (dropout on, same masks by construction) keep the losses and weights together.
-// Plus one TF32 step with looser bounds. Tolerances are stated at each check.
+// Plus one TF32 step with looser bounds. Tolerances are stated at each check; how tensors are
+// compared (absolute floor for gradients that are zero in exact arithmetic, cosine below the last
+// pooling layer under TF32) is tests/gpu/parity_check.h, whose rules parity_check_test.cpp checks
+// on the CPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <random>
 #include <string>
@@ -16,6 +21,7 @@
 #include "engine/optimizer.h"
 #include "models/run_config.h"
 #include "tests/gpu/gpu_test_util.h"
+#include "tests/gpu/parity_check.h"
 
 namespace fer::gputest {
 namespace {
@@ -43,7 +49,7 @@ Side make_side(const models::RunConfig& run, std::shared_ptr<Backend> backend) {
   s.graph = models::build_graph(run);
   s.graph->plan(s.backend, kBatch);
   s.graph->initialize(kSeed);
-  s.optimizer = std::make_unique<Optimizer>(s.backend, s.graph->trainable_count(), run.train.optimizer);
+  s.optimizer = std::make_unique<Optimizer>(s.backend, s.graph->param_layout(), run.train.optimizer);
   return s;
 }
 
@@ -65,18 +71,34 @@ BatchMetrics train_step(Side& s, uint64_t step, bool update) {
   return s.graph->take_metrics();
 }
 
-// Per-parameter-tensor relative L2 errors of `got` against `want` (flat buffers, graph layout).
+// Per-tensor errors of `got` against `want` (dense order), floored (parity_check.h). Tensors named
+// in `skip` ("<layer>/<tensor>") are left out, with the reason given where the set is made.
 void expect_params_close(const Graph& g, const std::vector<float>& got,
                          const std::vector<float>& want, bool trainable, double tol,
-                         const std::string& what) {
+                         const std::string& what, const std::vector<std::string>& skip = {}) {
   ASSERT_EQ(got.size(), want.size()) << what;
-  for (const ParamEntry& p : g.all_params()) {
-    if (p.spec.trainable != trainable) continue;
-    const size_t at = size_t(p.offset), n = size_t(p.spec.size());
-    const double err = testing::rel_l2_error(got.data() + at, want.data() + at, n);
-    EXPECT_LT(err, tol) << what << " " << g.layer(p.layer).name() << "/" << p.spec.name
-                        << ": relative L2 error " << err;
+  for (const TensorComparison& c : compare_tensors(g, got, want, trainable)) {
+    if (std::find(skip.begin(), skip.end(), c.name) != skip.end()) continue;
+    EXPECT_LT(c.error, tol) << what << " " << c.name << ": " << (c.floored ? "floored " : "relative ")
+                            << "L2 error " << c.error << " (reference norm " << c.want_norm << ")";
   }
+}
+
+// Tensors that do not affect the function: biases whose reference gradient is floored (zero in
+// exact arithmetic: a bias straight into BatchNormalization), and the moving mean of the BN right
+// after each (it tracks the batch mean, which that bias shifts). Adam turns their noise gradients
+// into steps of about the learning rate in random directions, so after a few steps they differ
+// between backends by O(lr) without any error; the loss, all other weights and the moving
+// variances (bias-invariant) are what must track.
+std::vector<std::string> free_tensors(const Graph& g, const std::vector<float>& step1_grads) {
+  std::vector<std::string> names;
+  for (const TensorComparison& c : compare_tensors(g, step1_grads, step1_grads, true)) {
+    if (!c.floored) continue;
+    names.push_back(c.name);
+    if (c.layer + 1 < g.num_layers() && std::string(g.layer(c.layer + 1).type()) == "BatchNormalization")
+      names.push_back(g.layer(c.layer + 1).name() + "/moving_mean");
+  }
+  return names;
 }
 
 std::string config_path(const std::string& file) {
@@ -105,6 +127,11 @@ TEST_P(ModelParity, OneTrainingStepMatchesCpu) {
                       kModelFp32Tol, std::string(GetParam()) + " grad");
   expect_params_close(*cpu.graph, gpu.graph->download_state(), cpu.graph->download_state(), false,
                       kModelFp32Tol, std::string(GetParam()) + " state");
+  // Every parameter tensor the layers use starts 256-byte aligned on the device.
+  for (const ParamEntry& p : gpu.graph->all_params()) {
+    const float* base = p.spec.trainable ? gpu.graph->params() : gpu.graph->state();
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(base + p.device_offset) % 256, 0u) << p.spec.name;
+  }
 }
 
 TEST_P(ModelParity, TenAdamStepsTrack) {
@@ -112,19 +139,21 @@ TEST_P(ModelParity, TenAdamStepsTrack) {
   const auto run = models::load_run_config(config_path(GetParam()));
   Side cpu = make_side(run, make_cpu_backend());
   Side gpu = make_side(run, make_gpu(/*tf32=*/false));
+  std::vector<std::string> skip;
   for (int step = 1; step <= 10; ++step) {
     set_batch(cpu, 100 + uint32_t(step));
     set_batch(gpu, 100 + uint32_t(step));
     const BatchMetrics mc = train_step(cpu, uint64_t(step), true);
     const BatchMetrics mg = train_step(gpu, uint64_t(step), true);
+    if (step == 1) skip = free_tensors(*cpu.graph, cpu.graph->download_grads());
     ASSERT_TRUE(std::isfinite(mg.loss_sum)) << "step " << step;
     EXPECT_NEAR(mg.mean_loss(), mc.mean_loss(), kTrackLossTol * std::max(1.0, std::fabs(mc.mean_loss())))
         << GetParam() << " step " << step;
   }
   expect_params_close(*cpu.graph, gpu.graph->download_params(), cpu.graph->download_params(), true,
-                      kTrackParamTol, std::string(GetParam()) + " params after 10 steps");
+                      kTrackParamTol, std::string(GetParam()) + " params after 10 steps", skip);
   expect_params_close(*cpu.graph, gpu.graph->download_state(), cpu.graph->download_state(), false,
-                      kTrackParamTol, std::string(GetParam()) + " state after 10 steps");
+                      kTrackParamTol, std::string(GetParam()) + " state after 10 steps", skip);
 }
 
 TEST_P(ModelParity, OneTf32StepIsClose) {
@@ -136,9 +165,15 @@ TEST_P(ModelParity, OneTf32StepIsClose) {
   set_batch(gpu, 55);
   const BatchMetrics mc = train_step(cpu, 1, false);
   const BatchMetrics mg = train_step(gpu, 1, false);
+  // The loss is stable under TF32 (an average over the batch of smooth functions of the logits).
   EXPECT_NEAR(mg.loss_sum, mc.loss_sum, kModelTf32Tol * std::fabs(mc.loss_sum)) << GetParam();
-  expect_params_close(*cpu.graph, gpu.graph->download_grads(), cpu.graph->download_grads(), true,
-                      kModelTf32Tol, std::string(GetParam()) + " tf32 grad");
+  // Gradients: relative L2 above the last pooling layer, cosine similarity below it, where TF32
+  // flips max-pool winners and reroutes a few percent of the gradient (parity_check.h).
+  for (const std::string& f : gradient_failures(*cpu.graph, gpu.graph->download_grads(),
+                                                cpu.graph->download_grads(), kModelTf32Tol,
+                                                /*cosine_below_pool=*/true)) {
+    ADD_FAILURE() << GetParam() << " tf32 grad " << f;
+  }
 }
 
 TEST(ModelParityExtra, DeterministicGpuRunsRepeatBitwise) {

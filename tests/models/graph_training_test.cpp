@@ -191,7 +191,7 @@ TEST_P(Overfit, LossFallsNearZero) {
   graph->initialize(1);
   Batch b = random_batch(n, 48 * 48, graph->classes(), 9);
   graph->set_batch_from_host(n, b.images.data(), b.labels.data(), nullptr);
-  fer::Optimizer adam(backend, graph->trainable_count(), run.train.optimizer);
+  fer::Optimizer adam(backend, graph->param_layout(), run.train.optimizer);
   // Fitted means: the training-mode loss, or (for the dropout-heavy model6, whose training loss
   // stays noisy) the inference-mode loss on the same batch, falls below 0.05.
   double first = 0, last = 0, eval = 0;

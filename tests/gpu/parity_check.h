@@ -1,0 +1,127 @@
+#pragma once
+// How a whole model's parameter gradients (or weights, or BN statistics) from two backends are
+// compared, tensor by tensor. Header-only, and used by the CPU test parity_check_test.cpp as well
+// as by model_parity_test.cpp on a GPU.
+//
+// Relative L2 error per tensor, ||got - want|| / ||want||, except for tensors whose reference norm
+// is tiny against the largest tensor norm of the model: those are compared against an absolute
+// floor, ||got - want|| / (kFloorRatio * max_norm).
+// Why: in models 7 and 8 every Conv2D/Dense has a bias that feeds straight into
+// BatchNormalization. BN subtracts the batch mean, so the loss does not depend on that bias and its
+// gradient is exactly zero in exact arithmetic; in FP32 each backend returns rounding noise (the
+// column sums of BN's input gradient, zero only up to rounding). A relative error then divides
+// noise by noise and is of order 1 however good both backends are. The floor keeps the check
+// meaningful: an error in such a tensor still fails once it exceeds tol * kFloorRatio of the
+// model's largest gradient. kFloorRatio = 1e-3: every real gradient tensor of models 4-8 is far
+// above it (the smallest, a last dense bias, is ~1e-2 of the largest at initialisation), the
+// noise tensors are ~1e-7 (both measured by parity_check_test.cpp on the CPU backend).
+//
+// Layers below the last pooling layer under TF32 (see expect_tf32_step_close): TF32 products move
+// activations by ~1e-3 relative, enough to flip the winner of some 2x2 max-pool windows, and a flip
+// reroutes a gradient to another pixel. The gradients below the last pooling layer then differ by
+// a few percent in L2 while pointing the same way: they are compared by cosine similarity
+// (>= kTf32CosineMin, which admits a relative L2 difference up to ~14%: 1 - cos ~ d^2/2), the
+// layers above it (nothing reroutes there) by relative L2 as before.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "engine/graph.h"
+
+namespace fer::gputest {
+
+constexpr double kFloorRatio = 1e-3;
+constexpr double kTf32CosineMin = 0.99;
+
+// FP32's unit roundoff, 2^-24.
+constexpr double kFp32UnitRoundoff = 5.9604644775390625e-8;
+
+// The relative L2 tolerance for comparing two FP32 results each of whose entries is a sum of
+// `terms` products of O(1) random-signed factors (a convolution's weight gradient sums over
+// n*oh*ow). Rounding in a sequential sum accumulates like a random walk over the partial sums
+// S_k ~ sqrt(k)*sigma: error ~ u*sigma*N/sqrt(2) against a result ~ sigma*sqrt(N), a relative
+// u*sqrt(N/2) for ONE implementation (blocked or pairwise sums do better, but a backend may not).
+// Two independent implementations differ by sqrt(2) times that; 4x covers ~3 sigma of it. The first
+// FER layer's weight gradient (16x48x48 = 36,864 terms) gets 3.2e-5 where the flat FP32 tolerance
+// (1e-5) would fail two correct implementations; short sums keep `floor_tol`.
+inline double fp32_sum_tolerance(int64_t terms, double floor_tol) {
+  return std::max(floor_tol, 4.0 * kFp32UnitRoundoff * std::sqrt(double(terms) / 2.0));
+}
+
+struct TensorComparison {
+  std::string name;       // "<layer>/<tensor>"
+  int layer = 0;
+  double want_norm = 0;   // ||want||
+  double diff_norm = 0;   // ||got - want||
+  double error = 0;       // diff_norm / max(want_norm, kFloorRatio * max_norm) (floored) or / want_norm
+  double cosine = 1;      // <got, want> / (||got|| ||want||), 1 when both are zero
+  bool floored = false;   // want_norm < kFloorRatio * max_norm
+};
+
+// Every tensor of one kind (trainable or not) of got/want, both in the graph's dense order
+// (download_grads() etc.). floor = false gives the plain relative error (for comparison only).
+inline std::vector<TensorComparison> compare_tensors(const Graph& g, const std::vector<float>& got,
+                                                     const std::vector<float>& want, bool trainable,
+                                                     bool floor = true) {
+  std::vector<TensorComparison> out;
+  double max_norm = 0;
+  for (const ParamEntry& p : g.all_params()) {
+    if (p.spec.trainable != trainable) continue;
+    TensorComparison c;
+    c.name = g.layer(p.layer).name() + "/" + p.spec.name;
+    c.layer = p.layer;
+    double ww = 0, dd = 0, gg = 0, gw = 0;
+    for (int64_t j = 0; j < p.spec.size(); ++j) {
+      const double a = got[size_t(p.offset + j)], b = want[size_t(p.offset + j)];
+      ww += b * b;
+      gg += a * a;
+      gw += a * b;
+      dd += (a - b) * (a - b);
+    }
+    c.want_norm = std::sqrt(ww);
+    c.diff_norm = std::sqrt(dd);
+    c.cosine = (gg == 0 && ww == 0) ? 1.0 : gw / std::sqrt(std::max(gg * ww, 1e-300));
+    max_norm = std::max(max_norm, c.want_norm);
+    out.push_back(c);
+  }
+  for (TensorComparison& c : out) {
+    const double floor_norm = kFloorRatio * max_norm;
+    c.floored = floor && c.want_norm < floor_norm;
+    const double denom = c.floored ? floor_norm : c.want_norm;
+    c.error = denom > 0 ? c.diff_norm / denom : (c.diff_norm > 0 ? INFINITY : 0.0);
+  }
+  return out;
+}
+
+// The index of the last MaxPooling2D/AveragePooling2D layer, -1 when there is none.
+inline int last_pooling_layer(const Graph& g) {
+  int last = -1;
+  for (int i = 0; i < g.num_layers(); ++i) {
+    const std::string t = g.layer(i).type();
+    if (t.find("Pooling") != std::string::npos) last = i;
+  }
+  return last;
+}
+
+// The failures (empty when none) of a one-step comparison of trainable gradients: floored relative
+// L2 below `tol` for every tensor, except that with cosine_below_pool the tensors of layers below
+// the last pooling layer need cosine similarity >= kTf32CosineMin instead (TF32, see above).
+inline std::vector<std::string> gradient_failures(const Graph& g, const std::vector<float>& got,
+                                                  const std::vector<float>& want, double tol,
+                                                  bool cosine_below_pool) {
+  std::vector<std::string> failures;
+  const int pool = last_pooling_layer(g);
+  for (const TensorComparison& c : compare_tensors(g, got, want, true)) {
+    if (cosine_below_pool && c.layer < pool && !c.floored) {
+      if (!(c.cosine >= kTf32CosineMin))
+        failures.push_back(c.name + ": cosine " + std::to_string(c.cosine) + " < " + std::to_string(kTf32CosineMin));
+    } else if (!(c.error < tol)) {
+      failures.push_back(c.name + ": error " + std::to_string(c.error) + (c.floored ? " (floored)" : "") +
+                         " >= " + std::to_string(tol));
+    }
+  }
+  return failures;
+}
+
+}  // namespace fer::gputest
