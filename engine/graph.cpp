@@ -211,6 +211,7 @@ LayerIO Graph::io_for(int i, int n, bool training, uint64_t step) const {
   io.workspace = arena_->at<void>(workspace_);
   io.seed = seed_;
   io.stream_id = step * 4096 + uint64_t(i);
+  io.step = step;
   return io;
 }
 

@@ -53,6 +53,7 @@ struct LayerIO {
   void* workspace = nullptr;  // shared scratch of workspace_bytes()
   uint64_t seed = 0;          // run seed, for dropout
   uint64_t stream_id = 0;     // unique per (step, layer), for dropout
+  uint64_t step = 0;          // training steps taken before this one (the optimizer's count)
 };
 
 class Layer {
