@@ -72,12 +72,60 @@ Format sniff(const uint8_t* d, size_t n) {
            quoted_excerpt(reinterpret_cast<const char*>(d), n, 16) + ")");
 }
 
+// A JPEG's marker structure (ITU T.81 B.1): segments with a 2-byte length, entropy-coded data after
+// each SOS, where FF is always followed by 00 (stuffing) or a restart marker D0..D7, and EOI (FF D9)
+// at the end. Refused before stb runs: a segment or scan that the file ends inside (truncated),
+// and a Huffman table (DHT, B.2.4.2) declaring more than 256 codes, which stb 2.27 does not check
+// and writes past its 257-entry table for (found by tests/fuzz/fuzz_image; regression input in
+// tests/fuzz/regressions/image/).
+void check_jpeg(const uint8_t* d, size_t n) {
+  const std::string truncated = "truncated: the file ends before the image data does";
+  size_t p = 2;
+  bool in_scan = false;
+  while (p + 1 < n) {
+    if (d[p] != 0xFF) {  // scan data, or junk between segments, which stb also skips to the next FF
+      ++p;
+      continue;
+    }
+    const uint8_t m = d[p + 1];
+    if (m == 0xFF) {  // fill byte
+      ++p;
+      continue;
+    }
+    if (m == 0x00 || (m >= 0xD0 && m <= 0xD7) || m == 0x01 || m == 0xD8) {  // no length field
+      p += 2;
+      continue;
+    }
+    if (m == 0xD9) return;  // EOI: complete
+    if (n - p < 4) fail(ImageFault::truncated, truncated);
+    const size_t len = size_t(d[p + 2]) << 8 | d[p + 3];
+    if (len < 2) fail(ImageFault::corrupt, "damaged JPEG data (a marker segment of length " + std::to_string(len) + ")");
+    if (n - p - 2 < len) fail(ImageFault::truncated, truncated);
+    if (m == 0xC4) {  // DHT: one or more tables of (class/id, 16 counts, values)
+      size_t q = p + 4;
+      const size_t end = p + 2 + len;
+      while (q < end) {
+        if (end - q < 17) break;  // stb reports the short table
+        unsigned codes = 0;
+        for (int i = 1; i <= 16; ++i) codes += d[q + size_t(i)];
+        if (codes > 256) {
+          fail(ImageFault::corrupt, "damaged JPEG data (a Huffman table declares " + std::to_string(codes) +
+                                        " codes, at most 256 exist)");
+        }
+        q += 17 + codes;
+      }
+    }
+    in_scan = m == 0xDA;
+    p += 2 + len;
+  }
+  fail(ImageFault::truncated, truncated + (in_scan ? " (no end-of-image marker after the scan)" : ""));
+}
+
 // Truncation is checked before stb sees the bytes because stb does not always notice it: a JPEG
 // cut inside its scan data or a BMP/PNM cut in its pixels decode "successfully" with made-up
 // pixels. Each check reads only the container structure.
 //   PNG: every chunk (length, type, data, CRC) must fit in the file and an IEND chunk must come.
-//   JPEG: an EOI marker (FF D9) must follow the last SOS marker (FF DA); entropy-coded data
-//         stuffs every FF with 00 (T.81 B.1.1.5), so neither marker appears inside it.
+//   JPEG: every marker segment must fit and an EOI marker must end the last scan (check_jpeg).
 //   BMP: uncompressed rows ((width * bpp + 31) / 32 * 4 bytes each) must fit after bfOffBits.
 //   PNM: the header (magic, width, height, maxval, one whitespace) plus the samples must fit.
 void check_complete(Format fmt, const uint8_t* d, size_t n, int w, int h, int comp) {
@@ -94,17 +142,9 @@ void check_complete(Format fmt, const uint8_t* d, size_t n, int w, int h, int co
         if (iend) return;
       }
     }
-    case Format::jpeg: {
-      size_t last_sos = SIZE_MAX;
-      for (size_t i = 2; i + 1 < n; ++i) {
-        if (d[i] == 0xFF && d[i + 1] == 0xDA) last_sos = i;
-      }
-      if (last_sos == SIZE_MAX) fail(ImageFault::truncated, std::string(kTruncated) + " (no scan data)");
-      for (size_t i = last_sos + 2; i + 1 < n; ++i) {
-        if (d[i] == 0xFF && d[i + 1] == 0xD9) return;
-      }
-      fail(ImageFault::truncated, std::string(kTruncated) + " (no end-of-image marker after the scan)");
-    }
+    case Format::jpeg:
+      check_jpeg(d, n);
+      return;
     case Format::bmp: {
       if (n < 34) fail(ImageFault::truncated, kTruncated);
       const uint64_t offset = le32(d + 10);
@@ -250,7 +290,7 @@ GrayImage apply_exif_orientation(GrayImage in, int orientation) {
   return out;
 }
 
-GrayImage decode_gray(const uint8_t* data, size_t size) {
+ImageInfo probe_image(const uint8_t* data, size_t size) {
   if (size == 0) fail(ImageFault::empty, "empty file (0 bytes)");
   if (size > size_t(kMaxImageFileBytes)) {
     fail(ImageFault::too_large, "too large: the file has " + with_thousands((long long)size) +
@@ -258,18 +298,26 @@ GrayImage decode_gray(const uint8_t* data, size_t size) {
   }
   const Format fmt = sniff(data, size);
   int w = 0, h = 0, channels = 0;
+  if (fmt == Format::png || fmt == Format::jpeg) check_complete(fmt, data, size, 0, 0, 0);
   // stb's own dimension cap is left at its default (2^24) so that our size message, below, is the
   // one a user sees for any image it can still describe.
-  if (fmt == Format::png || fmt == Format::jpeg) check_complete(fmt, data, size, 0, 0, 0);
   stb_clear_failure_reason();
   if (!stb_info_as(int(fmt), data, int(size), &w, &h, &channels)) fail_from_stb(fmt, "reading the header");
   if (w <= 0 || h <= 0) fail(ImageFault::corrupt, std::string("damaged ") + format_name(fmt) + " header (zero size)");
-  if (w > kMaxImageSide || h > kMaxImageSide) {
+  if (w > kMaxImageSide || h > kMaxImageSide || int64_t(w) * h > kMaxImagePixels) {
     fail(ImageFault::too_large, "too large: " + std::to_string(w) + "x" + std::to_string(h) +
-                                    " pixels (width x height), more than the " + std::to_string(kMaxImageSide) +
-                                    " pixels per side this reader accepts");
+                                    " pixels (width x height); this reader accepts at most " +
+                                    std::to_string(kMaxImageSide) + " pixels per side and " +
+                                    with_thousands(kMaxImagePixels) + " pixels in all");
   }
   if (fmt == Format::bmp || fmt == Format::pnm) check_complete(fmt, data, size, w, h, channels);
+  return ImageInfo{w, h, channels, int(fmt)};
+}
+
+GrayImage decode_gray(const uint8_t* data, size_t size) {
+  const ImageInfo info = probe_image(data, size);
+  const Format fmt = Format(info.format);
+  int w = 0, h = 0, channels = 0;
   stb_clear_failure_reason();
   unsigned char* px = stbi_load_from_memory(data, int(size), &w, &h, &channels, 0);
   if (!px) fail_from_stb(fmt, "decoding");

@@ -28,6 +28,9 @@ struct GrayImage {
 
 constexpr int kMaxImageSide = 16384;                  // larger images are rejected (bounded memory)
 constexpr uint64_t kMaxImageFileBytes = 64ULL << 20;  // 64 MiB per image file
+// At most this many pixels (PIL's MAX_IMAGE_PIXELS, its decompression-bomb limit): a small file
+// may declare a huge image, and each decoder thread would allocate 4 bytes per declared pixel.
+constexpr long long kMaxImagePixels = 89478485;
 
 // Why an image was refused.
 enum class ImageFault : uint8_t {
@@ -51,6 +54,14 @@ class ImageDecodeError : public std::runtime_error {
  private:
   ImageFault fault_;
 };
+
+// What the header says, after every check decode_gray makes before decoding (signature, truncation,
+// the marker/chunk structure, the size limits); throws the same ImageDecodeError decode_gray would.
+struct ImageInfo {
+  int width = 0, height = 0, channels = 0;
+  int format = 0;  // 0 PNG, 1 JPEG, 2 BMP, 3 PGM/PPM
+};
+ImageInfo probe_image(const uint8_t* data, size_t size);
 
 // Decodes PNG, JPEG, BMP or binary PGM/PPM bytes to 8-bit gray, upright (EXIF orientation applied
 // to JPEGs). Throws ImageDecodeError naming the fault kind and the reason in words.

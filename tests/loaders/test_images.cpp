@@ -275,5 +275,12 @@ TEST(ImageRefusal, EachKindIsOneMessageNamingTheFileAndTheReason) {
   expect_refused(dir / "dangling.png", ImageFault::unreadable_file, {"broken symbolic link", "nowhere.png"});
 }
 
+// Inputs the fuzzer (tests/fuzz) found crashing or misbehaving, each refused with our message now.
+TEST(ImageRefusal, FuzzerFindingsAreRefusedCleanly) {
+  const std::string dir = std::string(FER_SOURCE_DIR) + "/tests/fuzz/regressions/image/";
+  // A JPEG Huffman table declaring more than 256 codes: stb 2.27 writes past its table.
+  expect_refused(dir + "stb-dht-more-than-256-codes.jpg", ImageFault::corrupt, {"Huffman table"});
+}
+
 }  // namespace
 }  // namespace fer::loaders
