@@ -15,6 +15,7 @@
 
 #include "engine/error.h"
 #include "engine/training/evaluate.h"
+#include "engine/training/fileio.h"
 #include "engine/training/run_setup.h"
 #include "loaders/image_io.h"
 #include "tools/commands.h"
