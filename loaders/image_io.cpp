@@ -121,6 +121,36 @@ void check_jpeg(const uint8_t* d, size_t n) {
   fail(ImageFault::truncated, truncated + (in_scan ? " (no end-of-image marker after the scan)" : ""));
 }
 
+// A binary PGM/PPM header (Netpbm): magic, width, height, maxval as decimal numbers separated by
+// whitespace and # comments, then one whitespace byte. Returns where the samples start (past the
+// end when the header is cut short) and *maxval. A number of 10 or more digits is refused here:
+// stb 2.27 parses it into an int without an overflow check (undefined behaviour, found by
+// tests/fuzz/fuzz_image; regression input in tests/fuzz/regressions/image/).
+size_t pnm_header(const uint8_t* d, size_t n, long long* maxval) {
+  size_t p = 2;
+  long long value[3] = {0, 0, 0};
+  for (int field = 0; field < 3; ++field) {
+    for (;;) {  // whitespace and # comments, as stb skips them
+      while (p < n && d[p] != 0 && std::strchr(" \t\n\v\f\r", d[p])) ++p;
+      if (p < n && d[p] == '#') {
+        while (p < n && d[p] != '\n' && d[p] != '\r') ++p;
+      } else {
+        break;
+      }
+    }
+    int digits = 0;
+    for (; p < n && d[p] >= '0' && d[p] <= '9'; ++p, ++digits) {
+      if (digits == 9) {
+        if (field < 2) fail(ImageFault::too_large, "too large: the PGM/PPM header gives a side of 10 or more digits");
+        fail(ImageFault::unsupported, "unsupported PGM/PPM variant (a maximum sample value of 10 or more digits)");
+      }
+      value[field] = value[field] * 10 + (d[p] - '0');
+    }
+  }
+  *maxval = value[2];
+  return p + 1;  // the single whitespace before the samples
+}
+
 // Truncation is checked before stb sees the bytes because stb does not always notice it: a JPEG
 // cut inside its scan data or a BMP/PNM cut in its pixels decode "successfully" with made-up
 // pixels. Each check reads only the container structure.
@@ -156,20 +186,9 @@ void check_complete(Format fmt, const uint8_t* d, size_t n, int w, int h, int co
       return;
     }
     case Format::pnm: {
-      size_t p = 2;
-      for (int field = 0; field < 3; ++field) {
-        for (;;) {  // whitespace and # comments
-          while (p < n && std::strchr(" \t\n\v\f\r", d[p]) && d[p]) ++p;
-          if (p < n && d[p] == '#') {
-            while (p < n && d[p] != '\n' && d[p] != '\r') ++p;
-          } else {
-            break;
-          }
-        }
-        while (p < n && d[p] >= '0' && d[p] <= '9') ++p;
-      }
-      ++p;  // the single whitespace before the samples
-      const uint64_t bytes_per_sample = stbi_is_16_bit_from_memory(d, int(n)) ? 2 : 1;
+      long long maxval = 0;
+      const size_t p = pnm_header(d, n, &maxval);
+      const uint64_t bytes_per_sample = maxval > 255 ? 2 : 1;
       const uint64_t need = uint64_t(w) * uint64_t(h) * uint64_t(comp) * bytes_per_sample;
       if (p > n || n - p < need) fail(ImageFault::truncated, kTruncated);
       return;
@@ -299,6 +318,10 @@ ImageInfo probe_image(const uint8_t* data, size_t size) {
   const Format fmt = sniff(data, size);
   int w = 0, h = 0, channels = 0;
   if (fmt == Format::png || fmt == Format::jpeg) check_complete(fmt, data, size, 0, 0, 0);
+  if (fmt == Format::pnm) {
+    long long maxval = 0;
+    (void)pnm_header(data, size, &maxval);  // refuses numbers stb cannot parse safely
+  }
   // stb's own dimension cap is left at its default (2^24) so that our size message, below, is the
   // one a user sees for any image it can still describe.
   stb_clear_failure_reason();

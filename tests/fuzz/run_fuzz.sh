@@ -17,10 +17,13 @@ targets=("$@")
 run_one() {
   local t=$1 dir="$work/$1"
   mkdir -p "$dir/corpus"
+  # fuzz_cache writes each input to a file under TMPDIR: keep that in memory when possible.
+  local tmp=${TMPDIR:-/tmp}
+  [ -d /dev/shm ] && [ -w /dev/shm ] && tmp=/dev/shm
   cp -r tests/fuzz/corpus/"$t"/. "$dir/corpus/"
   # -rss_limit_mb: a decoder may allocate what an (accepted) header asks for; -timeout: a single
   # input taking longer than 20 s counts as a hang.
-  "$build/tests/fuzz/fuzz_$t" "$dir/corpus" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 \
+  TMPDIR=$tmp "$build/tests/fuzz/fuzz_$t" "$dir/corpus" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 \
     -print_final_stats=1 -artifact_prefix="$dir/" >"$dir/log.txt" 2>&1
   local rc=$?
   local stats
