@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <new>
 
 #include <libexif/exif-data.h>
 #include <stb_image.h>
@@ -104,10 +105,9 @@ void check_jpeg(const uint8_t* d, size_t n) {
     if (m == 0xC4) {  // DHT: one or more tables of (class/id, 16 counts, values)
       size_t q = p + 4;
       const size_t end = p + 2 + len;
-      while (q < end) {
-        if (end - q < 17) break;  // stb reports the short table
+      while (q < end) {  // as stb: another table while bytes of the segment remain, read on past it
         unsigned codes = 0;
-        for (int i = 1; i <= 16; ++i) codes += d[q + size_t(i)];
+        for (size_t i = 1; i <= 16; ++i) codes += q + i < n ? d[q + i] : 0;  // stb reads 0 past the end
         if (codes > 256) {
           fail(ImageFault::corrupt, "damaged JPEG data (a Huffman table declares " + std::to_string(codes) +
                                         " codes, at most 256 exist)");
@@ -412,6 +412,8 @@ bool try_read_gray_image(const std::string& path, GrayImage* out, std::string* e
     *out = decode_gray(bytes.data(), bytes.size());
   } catch (const ImageDecodeError& e) {
     return refuse(e.fault(), e.what());
+  } catch (const std::bad_alloc&) {  // a size within the limits, but not in this machine's memory
+    return refuse(ImageFault::too_large, "too large: not enough memory to decode it");
   }
   return true;
 }
