@@ -377,9 +377,9 @@ bool try_read_gray_image(const std::string& path, GrayImage* out, std::string* e
     if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) {
       char target[4096];
       const ssize_t len = ::readlink(path.c_str(), target, sizeof target - 1);
-      return refuse(ImageFault::unreadable_file,
-                    "broken symbolic link (its target " +
-                        (len > 0 ? "'" + std::string(target, size_t(len)) + "' " : std::string()) + "does not exist)");
+      std::string why = "broken symbolic link (its target ";
+      if (len > 0) why.append("'").append(target, size_t(len)).append("' ");
+      return refuse(ImageFault::unreadable_file, why + "does not exist)");
     }
   }
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

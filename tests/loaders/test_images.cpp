@@ -71,7 +71,7 @@ TEST(ImageExif, EveryOrientationReadsUprightInBothByteOrders) {
                     exif_block(s.orientation, order));
       const auto* d = reinterpret_cast<const uint8_t*>(jpeg.data());
       EXPECT_EQ(exif_orientation(d, jpeg.size()), s.orientation) << what;
-      const std::string path = dir / ("o" + std::to_string(s.orientation) + ".jpg");
+      const std::string path = dir / (std::string("o").append(std::to_string(s.orientation)).append(".jpg"));
       write_file(path, jpeg);
       expect_upright(read_gray_image(path), what);
     }
