@@ -19,6 +19,13 @@ endif()
 # stb is header-only; loaders/ compiles its implementation once.
 find_path(FER_STB_INCLUDE stb_image.h PATH_SUFFIXES stb REQUIRED)
 
+# libexif reads a JPEG's EXIF Orientation (loaders/image_io.cpp). Debian/Ubuntu: libexif-dev.
+find_path(FER_EXIF_INCLUDE libexif/exif-data.h REQUIRED)
+find_library(FER_EXIF_LIBRARY exif REQUIRED)
+add_library(fer_libexif INTERFACE IMPORTED)
+target_include_directories(fer_libexif INTERFACE "${FER_EXIF_INCLUDE}")
+target_link_libraries(fer_libexif INTERFACE "${FER_EXIF_LIBRARY}")
+
 # OpenBLAS (threaded) for the CPU backend's GEMMs.
 set(BLA_VENDOR OpenBLAS)
 find_package(BLAS REQUIRED)

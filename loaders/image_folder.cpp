@@ -30,36 +30,16 @@ bool has_image_extension(const std::string& name) {
          ext == "ppm";
 }
 
-// Reads a whole (small) file; false with *why on failure.
-bool read_small_file(const std::string& path, std::vector<uint8_t>* out, std::string* why) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *why = std::strerror(errno);
-    return false;
-  }
-  struct stat st {};
-  bool ok = ::fstat(fd, &st) == 0;
-  if (!ok) {
-    *why = std::strerror(errno);
-  } else if (uint64_t(st.st_size) > kMaxImageFileBytes) {
-    *why = "file larger than 64 MiB";
-    ok = false;
-  } else {
-    out->resize(size_t(st.st_size));
-    size_t done = 0;
-    while (ok && done < out->size()) {
-      const ssize_t got = ::read(fd, out->data() + done, out->size() - done);
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) {
-        *why = got < 0 ? std::strerror(errno) : "short read";
-        ok = false;
-      } else {
-        done += size_t(got);
-      }
-    }
-  }
-  ::close(fd);
-  return ok;
+// One message for every unusable entry of the class folders (the first kMaxListed by path, then
+// a count), so a user fixes them all in one go.
+constexpr size_t kMaxListed = 20;
+std::string unusable_message(std::vector<std::pair<size_t, std::string>> errors) {
+  std::sort(errors.begin(), errors.end());
+  std::string msg = errors.size() == 1 ? std::string() :
+      std::to_string(errors.size()) + " images cannot be used (fix or remove them):\n  ";
+  for (size_t i = 0; i < errors.size() && i < kMaxListed; ++i) msg += (i ? "\n  " : "") + errors[i].second;
+  if (errors.size() > kMaxListed) msg += "\n  ... and " + std::to_string(errors.size() - kMaxListed) + " more";
+  return msg;
 }
 
 struct ClassDir {
@@ -111,6 +91,7 @@ FolderListing list_image_folders(const std::string& root_in) {
   int splits_found = 0;
   std::string split_names;
   std::vector<std::string> class_names_seen;
+  std::vector<std::pair<size_t, std::string>> bad_entries;  // (listing order, message)
   for (const auto& split : splits) {
     // The split folder, matched case-insensitively.
     std::string split_path;
@@ -155,11 +136,13 @@ FolderListing list_image_folders(const std::string& root_in) {
           class_names_seen.end()) {
         class_names_seen.push_back(c.name);
       }
+      // Every entry with an image extension is used or reported: whatever it is (a file, a
+      // symbolic link, a broken link, a folder), it goes on the list, and one that cannot be an
+      // image (broken link, empty, not a file) is reported below with the other bad entries.
       std::vector<std::string> names;
       for (fs::directory_iterator it(c.path, ec), end; !ec && it != end; it.increment(ec)) {
         const std::string name = it->path().filename().string();
         if (name.empty() || name[0] == '.' || !has_image_extension(name)) continue;
-        if (!it->is_regular_file(ec)) continue;
         names.push_back(name);
       }
       if (ec) throw UserError(c.path + ": cannot list folder: " + ec.message());
@@ -171,8 +154,22 @@ FolderListing list_image_folders(const std::string& root_in) {
       for (const std::string& name : names) {
         FolderListing::File f{c.path + "/" + name, uint8_t(c.fer_id), split.usage};
         struct stat st {};
+        std::string why;
         if (::stat(f.path.c_str(), &st) != 0) {
-          throw UserError(f.path + ": cannot stat: " + std::strerror(errno));
+          struct stat lst {};
+          why = errno == ENOENT && ::lstat(f.path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)
+                    ? "broken symbolic link (its target does not exist)"
+                    : std::string(std::strerror(errno));
+        } else if (S_ISDIR(st.st_mode)) {
+          why = "a folder, not an image file";
+        } else if (!S_ISREG(st.st_mode)) {
+          why = "not a regular file";
+        } else if (st.st_size == 0) {
+          why = "empty file (0 bytes)";
+        }
+        if (!why.empty()) {
+          bad_entries.emplace_back(listing.files.size() + bad_entries.size(), image_error_message(f.path, why));
+          continue;
         }
         const int64_t mtime =
             int64_t(st.st_mtim.tv_sec) * 1000000000LL + int64_t(st.st_mtim.tv_nsec);
@@ -191,6 +188,7 @@ FolderListing list_image_folders(const std::string& root_in) {
     throw UserError(root + ": no train/ or test/ folder (expected " + root +
                     "/train/<class>/*.png and/or " + root + "/test/<class>/*.png)");
   }
+  if (!bad_entries.empty()) throw UserError(unusable_message(std::move(bad_entries)));
   listing.fingerprint = fp.digest();
   listing.layout = split_names + ", class folders ";
   for (size_t i = 0; i < class_names_seen.size(); ++i) {
@@ -210,39 +208,27 @@ RawData decode_image_folders(const FolderListing& listing, int threads) {
   raw.fer_ids.resize(n);
   raw.usage.resize(n);
   std::atomic<size_t> next{0};
-  std::atomic<size_t> first_error{SIZE_MAX};
-  std::string first_error_text;
+  std::vector<std::pair<size_t, std::string>> errors;  // (row, message), every bad image
   std::atomic_flag error_lock = ATOMIC_FLAG_INIT;
   auto worker = [&] {
     std::vector<uint8_t> bytes;
+    GrayImage g;
+    std::string error;
     for (size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
-      if (first_error.load(std::memory_order_relaxed) < i) break;
       const FolderListing::File& f = listing.files[i];
       raw.fer_ids[i] = f.fer_id;
       raw.usage[i] = f.usage;
-      std::string why;
-      bool ok = read_small_file(f.path, &bytes, &why);
-      if (ok) {
-        try {
-          const GrayImage g = decode_gray(bytes.data(), bytes.size());
-          uint8_t* dst = raw.pixels.data() + i * img;
-          if (g.height == kImageSize && g.width == kImageSize) {
-            std::memcpy(dst, g.pixels.data(), img);
-          } else {
-            resize_nearest(g.pixels.data(), g.height, g.width, dst, kImageSize, kImageSize);
-          }
-        } catch (const std::exception& e) {
-          why = e.what();
-          ok = false;
+      if (try_read_gray_image(f.path, &g, &error, &bytes)) {
+        uint8_t* dst = raw.pixels.data() + i * img;
+        if (g.height == kImageSize && g.width == kImageSize) {
+          std::memcpy(dst, g.pixels.data(), img);
+        } else {
+          resize_nearest(g.pixels.data(), g.height, g.width, dst, kImageSize, kImageSize);
         }
-      }
-      if (!ok) {
+      } else {
         while (error_lock.test_and_set(std::memory_order_acquire)) {
         }
-        if (i < first_error.load()) {
-          first_error.store(i);
-          first_error_text = f.path + ": unreadable image: " + why;
-        }
+        errors.emplace_back(i, error);
         error_lock.clear(std::memory_order_release);
       }
     }
@@ -255,7 +241,7 @@ RawData decode_image_folders(const FolderListing& listing, int threads) {
     worker();
     for (auto& th : pool) th.join();
   }
-  if (first_error.load() != SIZE_MAX) throw UserError(first_error_text);
+  if (!errors.empty()) throw UserError(unusable_message(std::move(errors)));
   return raw;
 }
 

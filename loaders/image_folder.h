@@ -5,9 +5,14 @@
 // project's (angry, disgusted, fearful, happy, sad, surprised, neutral), Kaggle's image version
 // (angry, disgust, fear, happy, neutral, sad, surprise), or the FER id itself ("0".."6").
 // Rows are ordered train then test, by FER id, then by file name in natural order (im2 < im10).
-// Hidden files and files without an image extension (.png .jpg .jpeg .bmp .pgm .ppm) are skipped.
-// Errors (fer::UserError) name the folder or file: an unknown class folder, two folders for one
-// class, a split or class folder with no images, an unreadable or undecodable image.
+// Hidden entries (".*") and entries without an image extension (.png .jpg .jpeg .bmp .pgm .ppm)
+// are skipped: OS clutter such as Thumbs.db or .DS_Store. Every other entry of a class folder is
+// used or reported; there is no silent skip: a broken symbolic link, a zero-byte file, a folder
+// or device named like an image, and an image that cannot be decoded (image_io.h) are all errors,
+// reported together in one message that lists each by path with its reason
+// ("PATH: cannot read image: REASON"), so one run shows every file to fix.
+// Other errors (fer::UserError) name the folder: an unknown class folder, two folders for one
+// class, a split or class folder with no images.
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -1,8 +1,12 @@
 // fer_gpu predict --checkpoint FILE IMAGE... | --csv FILE [--json] [--device cuda|cpu]
 // For each face: the top emotion and every class probability. The model is rebuilt from the
 // config the checkpoint carries. Images (PNG, JPEG, BMP, PGM) are read as Keras' load_img does
-// (grayscale, nearest-neighbour resize to the model input); a CSV is a Kaggle-layout file
-// (labelled or "pixels" only); with labels, the accuracy over the file is printed too.
+// (grayscale, nearest-neighbour resize to the model input) after the EXIF orientation is applied
+// (loaders/image_io.h); a CSV is a Kaggle-layout file (labelled or "pixels" only); with labels,
+// the accuracy over the file is printed too.
+// An image that cannot be read does not stop the others: every readable image is predicted, each
+// unreadable one is reported by path with the reason (stderr, and a "failed" list in --json), and
+// the exit status is 2 when any image failed (0 when all were predicted).
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -43,27 +47,45 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-// Images as a Dataset of unlabeled rows at the model's input size.
-fer::loaders::Dataset images_as_dataset(const std::vector<std::string>& paths, int h, int w) {
+// One input image at the model's input size, or why it cannot be used. Everything done to one
+// image happens here (read, orient, convert, resize), so a per-image step (e.g. finding the face)
+// belongs here too and its failure is reported like an unreadable file.
+struct ImageInput {
+  std::string source;           // the path as given
+  std::vector<uint8_t> pixels;  // [h, w] when ok()
+  std::string error;            // "PATH: cannot read image: REASON" otherwise
+  bool ok() const { return error.empty(); }
+};
+
+ImageInput read_input_image(const std::string& path, int h, int w) {
+  ImageInput in;
+  in.source = path;
+  fer::loaders::GrayImage img;
+  if (!fer::loaders::try_read_gray_image(path, &img, &in.error)) return in;
+  in.pixels.resize(size_t(h) * size_t(w));
+  if (img.height == h && img.width == w) {
+    in.pixels = std::move(img.pixels);
+  } else {
+    fer::loaders::resize_nearest(img.pixels.data(), img.height, img.width, in.pixels.data(), h, w);
+  }
+  return in;
+}
+
+std::string failed_list(const std::vector<const ImageInput*>& failed) {
+  std::string out;
+  for (size_t i = 0; i < failed.size(); ++i) out += (i ? "\n  " : "") + failed[i]->error;
+  return out;
+}
+
+// The readable inputs as a Dataset of unlabeled rows, in argument order.
+fer::loaders::Dataset images_as_dataset(const std::vector<ImageInput>& inputs, int h, int w) {
   fer::loaders::Dataset d;
   d.height = h;
   d.width = w;
   d.labeled = false;
-  d.pixels.resize(paths.size() * size_t(h) * size_t(w));
-  for (size_t i = 0; i < paths.size(); ++i) {
-    const std::string bytes = fer::training::read_file(paths[i]);
-    fer::loaders::GrayImage img;
-    try {
-      img = fer::loaders::decode_gray(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-    } catch (const std::exception& e) {
-      throw fer::UserError(paths[i] + ": cannot read the image: " + e.what());
-    }
-    uint8_t* dst = d.pixels.data() + i * size_t(h) * size_t(w);
-    if (img.height == h && img.width == w) {
-      std::copy(img.pixels.begin(), img.pixels.end(), dst);
-    } else {
-      fer::loaders::resize_nearest(img.pixels.data(), img.height, img.width, dst, h, w);
-    }
+  for (const ImageInput& in : inputs) {
+    if (!in.ok()) continue;
+    d.pixels.insert(d.pixels.end(), in.pixels.begin(), in.pixels.end());
     d.labels.push_back(-1);
     d.fer_ids.push_back(fer::loaders::kNoLabel);
     d.usage.push_back(fer::loaders::Usage::test);
@@ -104,6 +126,8 @@ void add_predict(CLI::App& app) {
 
     fer::loaders::Dataset ds;
     std::vector<std::string> sources;
+    std::vector<const ImageInput*> failed;  // unreadable images, in argument order
+    std::vector<ImageInput> inputs;
     if (*csv) {
       if (!path_exists(a->csv)) throw fer::UserError("--csv " + a->csv + ": no such file");
       if (is_directory(a->csv)) throw fer::UserError("--csv " + a->csv + ": is a directory, expected a CSV file");
@@ -112,10 +136,23 @@ void add_predict(CLI::App& app) {
       ds = resized(fer::loaders::load_dataset(a->csv, options), h, w);
       for (int64_t r = 0; r < ds.size(); ++r) sources.push_back(a->csv + " row " + std::to_string(r + 1));
     } else {
-      ds = images_as_dataset(a->images, h, w);
-      sources = a->images;
+      for (const std::string& path : a->images) inputs.push_back(read_input_image(path, h, w));
+      for (const ImageInput& in : inputs) {
+        if (in.ok()) {
+          sources.push_back(in.source);
+        } else {
+          failed.push_back(&in);  // reported after the predictions
+        }
+      }
+      ds = images_as_dataset(inputs, h, w);
     }
-    if (ds.size() == 0) throw fer::UserError("nothing to predict: no faces were read");
+    if (ds.size() == 0 && (failed.empty() || !a->json)) {
+      if (!failed.empty()) {
+        throw fer::UserError("nothing to predict: none of the " + std::to_string(failed.size()) +
+                             " image(s) could be read:\n  " + failed_list(failed));
+      }
+      throw fer::UserError("nothing to predict: no faces were read");
+    }
     std::vector<int64_t> rows(size_t(ds.size()));
     for (int64_t r = 0; r < ds.size(); ++r) rows[size_t(r)] = r;
 
@@ -127,12 +164,16 @@ void add_predict(CLI::App& app) {
         truth[r] = id < fer::loaders::kNumFerClasses ? fer::loaders::fer_class_names()[id] : "";
       }
     }
-    const int batch = int(std::min<int64_t>(a->batch_size, ds.size()));
-    std::string notice;
-    auto backend = make_backend(*device ? a->device : "", &notice);
-    if (!a->json) std::printf("%s\n", notice.c_str());
-    place_model(model, backend, batch, int(ds.size() % batch));
-    const EvalOutput ev = evaluate_rows(*model.graph, ds, rows, false, true);
+    // With --json and no readable image there is nothing to run, but the JSON still lists the failures.
+    EvalOutput ev;
+    if (ds.size() > 0) {
+      const int batch = int(std::min<int64_t>(a->batch_size, ds.size()));
+      std::string notice;
+      auto backend = make_backend(*device ? a->device : "", &notice);
+      if (!a->json) std::printf("%s\n", notice.c_str());
+      place_model(model, backend, batch, int(ds.size() % batch));
+      ev = evaluate_rows(*model.graph, ds, rows, false, true);
+    }
     const auto& names = model.class_names;
     const int k = int(names.size());
     int64_t labelled = 0, right = 0;
@@ -167,13 +208,24 @@ void add_predict(CLI::App& app) {
       }
     }
     if (a->json) {
-      std::printf("  ]");
+      std::printf("  ],\n  \"failed\": [");
+      for (size_t i = 0; i < failed.size(); ++i) {
+        std::printf("%s\n    {\"source\": %s, \"error\": %s}", i ? "," : "", json_string(failed[i]->source).c_str(),
+                    json_string(failed[i]->error).c_str());
+      }
+      std::printf("%s]", failed.empty() ? "" : "\n  ");
       if (labelled) std::printf(",\n  \"labelled\": %lld,\n  \"accuracy\": %.6f", static_cast<long long>(labelled),
                                 double(right) / double(labelled));
       std::printf("\n}\n");
     } else if (labelled) {
       std::printf("accuracy over %lld labelled faces: %.4f\n", static_cast<long long>(labelled),
                   double(right) / double(labelled));
+    }
+    if (!failed.empty()) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "error: %zu of %zu images could not be read:\n", failed.size(), inputs.size());
+      std::fprintf(stderr, "  %s\n", failed_list(failed).c_str());
+      throw fer::tools::Exit{2};
     }
   });
 }

@@ -1,5 +1,6 @@
 // Image-folder reader: PNG and JPEG, gray and RGB, resizing, class-name mapping, ordering, errors.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -180,6 +181,37 @@ TEST(Folders, MatchesCsvOfTheSameImages) {
   EXPECT_EQ(folders.validation_rows.size(), 36u);
 }
 
+// The rule for a class folder's entries (image_folder.h): every entry with an image extension is
+// used or reported. A broken symbolic link and a zero-byte file are both reported, by path with
+// the reason, alone or together; a working link to an image is used like the image.
+TEST(Folders, BrokenLinkAndEmptyFileAreReportedAlike) {
+  TempDir dir;
+  const auto img = test_image(0);
+  const std::string r = dir / "r";
+  png(r + "/train/angry/a.png", img);
+  png(dir / "elsewhere/b.png", test_image(1));
+  ASSERT_EQ(::symlink((dir / "elsewhere/b.png").c_str(), (r + "/train/angry/b.png").c_str()), 0);
+  const RawData ok = read_image_folders(r, 1);
+  ASSERT_EQ(ok.rows(), 2);
+  EXPECT_EQ(0, std::memcmp(ok.pixels.data() + kPx, test_image(1).data(), kPx));
+
+  ASSERT_EQ(::symlink((dir / "gone.png").c_str(), (r + "/train/angry/c.png").c_str()), 0);
+  expect_user_error([&] { read_image_folders(r, 1); },
+                    {r + "/train/angry/c.png: cannot read image: broken symbolic link"});
+  std::filesystem::remove(r + "/train/angry/c.png");
+  testing::write_file(r + "/train/angry/d.png", "");
+  expect_user_error([&] { read_image_folders(r, 1); }, {r + "/train/angry/d.png: cannot read image: empty file"});
+  ASSERT_EQ(::symlink((dir / "gone.png").c_str(), (r + "/train/angry/c.png").c_str()), 0);
+  expect_user_error([&] { load_dataset(r); },
+                    {"2 images cannot be used", r + "/train/angry/c.png: cannot read image: broken symbolic link",
+                     r + "/train/angry/d.png: cannot read image: empty file"});
+  // A folder named like an image is reported too, not skipped.
+  std::filesystem::remove(r + "/train/angry/c.png");
+  std::filesystem::remove(r + "/train/angry/d.png");
+  std::filesystem::create_directories(r + "/train/angry/e.png");
+  expect_user_error([&] { read_image_folders(r, 1); }, {r + "/train/angry/e.png: cannot read image: a folder"});
+}
+
 TEST(Folders, Errors) {
   TempDir dir;
   const auto img = test_image(0);
@@ -219,10 +251,12 @@ TEST(Folders, Errors) {
     png(r + "/train/angry/d.png", img);
     std::string half = testing::read_file(r + "/train/angry/d.png");
     testing::write_file(r + "/train/happy/e.png", half.substr(0, half.size() / 2));
-    // The first bad file in row order is reported.
-    expect_user_error([&] { read_image_folders(r, 4); }, {r + "/train/angry/c.png: unreadable image"});
+    // Every bad file is reported, in row order, each by path with its reason.
+    expect_user_error([&] { read_image_folders(r, 4); },
+                      {"2 images cannot be used", r + "/train/angry/c.png: cannot read image: not an image",
+                       "\n  " + r + "/train/happy/e.png: cannot read image: truncated"});
     std::filesystem::remove(r + "/train/angry/c.png");
-    expect_user_error([&] { read_image_folders(r, 4); }, {r + "/train/happy/e.png: unreadable image"});
+    expect_user_error([&] { read_image_folders(r, 4); }, {r + "/train/happy/e.png: cannot read image: truncated"});
   }
   {
     const std::string r = dir / "notafolder.txt";

@@ -9,4 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   cmake ninja-build g++ make pkg-config python3 \
-  libgtest-dev libtomlplusplus-dev libcli11-dev libstb-dev libopenblas-dev libdnnl-dev
+  libgtest-dev libtomlplusplus-dev libcli11-dev libstb-dev libopenblas-dev libdnnl-dev libexif-dev
+# The sanitizer build and the libFuzzer targets (.ci/sanitize.sh, tests/fuzz) need clang and its
+# OpenMP runtime.
+$SUDO apt-get install -y --no-install-recommends clang libclang-rt-dev libomp-dev
