@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "engine/training/callbacks.h"
 
@@ -36,8 +39,11 @@ TEST(Monitor, ModesAndMinDelta) {
   EXPECT_FALSE(loss.improves(0.95, 1.0));  // better, but by less than min_delta
   EXPECT_TRUE(loss.improves(1.0, loss.worst()));
   EXPECT_FALSE(loss.improves(NAN, loss.worst()));  // NaN never improves
-  const Monitor forced("val_loss", "max", 0.0);   // an explicit mode wins over auto
-  EXPECT_TRUE(forced.maximize);
+  EXPECT_FALSE(Monitor("val_loss", "min", 0.0).maximize);  // explicit modes that agree
+  EXPECT_TRUE(Monitor("accuracy", "max", 0.0).maximize);
+  // A contradicting mode (the original project's [checkpoint] val_loss + max) is refused, not obeyed.
+  EXPECT_THROW(Monitor("val_loss", "max", 0.0), std::invalid_argument);
+  EXPECT_THROW(Monitor("val_accuracy", "min", 0.0), std::invalid_argument);
 }
 
 TEST(ReduceLROnPlateau, PatienceCooldownAndMinLrAsKeras) {
@@ -159,6 +165,62 @@ TEST(BestCheckpoint, SavesOnStrictImprovementOnly) {
   EXPECT_FALSE(by_loss.on_epoch_end(epoch_with(2, 1.2)));
   EXPECT_TRUE(by_loss.on_epoch_end(epoch_with(3, 0.9)));
   EXPECT_FALSE(by_loss.on_epoch_end(epoch_with(4, NAN)));
+}
+
+// The callbacks built from a config whose modes are left out follow the monitor: [checkpoint]
+// monitor = "val_loss" alone keeps the lowest val_loss (before the fix its default mode "max" kept
+// the worst epoch), ReduceLROnPlateau on val_accuracy waits for a rise, EarlyStopping on loss for a fall.
+TEST(Callbacks, ModesInferredFromTheConfigsMonitors) {
+  const std::string text = R"([model]
+name = "tiny"
+classes = 6
+
+[data]
+drop_classes = [1]
+
+[checkpoint]
+monitor = "val_loss"
+
+[callbacks.reduce_lr_on_plateau]
+monitor = "val_accuracy"
+patience = 1
+factor = 0.5
+min_delta = 0.0
+
+[callbacks.early_stopping]
+monitor = "loss"
+patience = 1
+
+[[layers]]
+type = "Flatten"
+
+[[layers]]
+type = "Dense"
+units = 6
+activation = "softmax"
+)";
+  const fer::models::RunConfig run = fer::models::parse_run_config(text, "inferred.toml");
+
+  BestCheckpoint best(run.checkpoint);
+  EXPECT_FALSE(best.monitor().maximize);
+  EXPECT_TRUE(best.on_epoch_end(epoch_with(1, 1.0)));
+  EXPECT_FALSE(best.on_epoch_end(epoch_with(2, 3.0)));  // a worse val_loss is not "improved"
+  EXPECT_TRUE(best.on_epoch_end(epoch_with(3, 0.5)));
+  EXPECT_EQ(best.state.best_epoch, 3);
+
+  ReduceLROnPlateau lr(run.reduce_lr);
+  EXPECT_TRUE(lr.monitor().maximize);
+  EXPECT_EQ(lr.on_epoch_end(epoch_with(1, 1.0, 0.5), 1.0f, nullptr), 1.0f);
+  EXPECT_EQ(lr.on_epoch_end(epoch_with(2, 1.0, 0.6), 1.0f, nullptr), 1.0f);  // accuracy rose: improved
+  EXPECT_EQ(lr.on_epoch_end(epoch_with(3, 1.0, 0.4), 1.0f, nullptr), 0.5f);  // fell: plateau, reduced
+
+  EarlyStopping es(run.early_stopping);
+  EXPECT_FALSE(es.monitor().maximize);
+  auto none = [](std::vector<float>&, std::vector<float>&) {};
+  bool restore = false;
+  EXPECT_FALSE(es.on_epoch_end(epoch_with(1, 1.0), none, &restore, nullptr));  // loss 1.1
+  EXPECT_FALSE(es.on_epoch_end(epoch_with(2, 0.5), none, &restore, nullptr));  // loss 0.6: improved
+  EXPECT_TRUE(es.on_epoch_end(epoch_with(3, 0.9), none, &restore, nullptr));   // loss 1.0: stop
 }
 
 }  // namespace
