@@ -139,7 +139,7 @@ void parse_checkpoint(TableReader& r, CheckpointSpec& c, ConfigUse use) {
 }
 
 void parse_callbacks(TableReader& r, const std::string& file, ReduceLrSpec& lr, EarlyStoppingSpec& es,
-                     ConfigUse use) {
+                     TerminateOnCollapseSpec& tc, ConfigUse use) {
   if (const toml::table* t = r.get_table("reduce_lr_on_plateau")) {
     TableReader c(*t, file, "[callbacks.reduce_lr_on_plateau]");
     lr.enabled = true;
@@ -159,6 +159,16 @@ void parse_callbacks(TableReader& r, const std::string& file, ReduceLrSpec& lr, 
     es.patience = positive_int(c, "patience", es.patience, 0);
     es.min_delta = positive_float(c, "min_delta", es.min_delta, true);
     es.restore_best_weights = c.get_bool("restore_best_weights").value_or(false);
+    c.finish();
+  }
+  if (const toml::table* t = r.get_table("terminate_on_collapse")) {
+    TableReader c(*t, file, "[callbacks.terminate_on_collapse]");
+    tc.enabled = true;
+    tc.loss_explosion = c.get_bool("loss_explosion").value_or(tc.loss_explosion);
+    tc.single_class_patience = positive_int(c, "single_class_patience", tc.single_class_patience, 0);
+    if (!tc.loss_explosion && tc.single_class_patience == 0) {
+      c.fail_table("stops on nothing: set loss_explosion = true or single_class_patience to at least 1");
+    }
     c.finish();
   }
   r.finish();
@@ -263,7 +273,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& origin, C
   with_table(root, "augment", origin, [&](TableReader& r) { parse_augment(r, c.augment); });
   with_table(root, "checkpoint", origin, [&](TableReader& r) { parse_checkpoint(r, c.checkpoint, use); });
   with_table(root, "callbacks", origin,
-             [&](TableReader& r) { parse_callbacks(r, origin, c.reduce_lr, c.early_stopping, use); });
+             [&](TableReader& r) { parse_callbacks(r, origin, c.reduce_lr, c.early_stopping, c.terminate_on_collapse, use); });
   root.mark_read("layers");  // read by make_layers below
   root.finish();
   c.parsed = parsed;

@@ -79,6 +79,15 @@ struct EarlyStoppingSpec {
   bool restore_best_weights = false;
 };
 
+// [callbacks.terminate_on_collapse]: stop a run whose training has collapsed while its loss stays
+// finite (a sibling of Keras' TerminateOnNaN; engine/training/collapse.h defines the signs). The
+// signs are always detected and warned about; without this table training continues.
+struct TerminateOnCollapseSpec {
+  bool enabled = false;
+  bool loss_explosion = true;     // stop at the first epoch whose loss exploded
+  int single_class_patience = 0;  // stop after this many consecutive epochs predicting one class; 0: never
+};
+
 struct ParsedToml;
 
 struct RunConfig {
@@ -91,6 +100,7 @@ struct RunConfig {
   CheckpointSpec checkpoint;
   ReduceLrSpec reduce_lr;
   EarlyStoppingSpec early_stopping;
+  TerminateOnCollapseSpec terminate_on_collapse;
   std::shared_ptr<const ParsedToml> parsed;
 };
 

@@ -204,6 +204,24 @@ TEST(ConfigErrors, ModeIsInferredFromTheMonitorWhenAbsent) {
   EXPECT_EQ(fer::models::resolve_mode(plain.checkpoint.monitor, plain.checkpoint.mode), "max");
 }
 
+TEST(ConfigErrors, TerminateOnCollapseKeys) {
+  const auto run = fer::models::parse_run_config(
+      layers(kTail) + "\n[callbacks.terminate_on_collapse]\nsingle_class_patience = 3\n", "ok.toml");
+  EXPECT_TRUE(run.terminate_on_collapse.enabled);
+  EXPECT_TRUE(run.terminate_on_collapse.loss_explosion);
+  EXPECT_EQ(run.terminate_on_collapse.single_class_patience, 3);
+  EXPECT_FALSE(fer::models::parse_run_config(layers(kTail), "ok.toml").terminate_on_collapse.enabled);
+  const std::string nothing =
+      error_of(layers(kTail) + "\n[callbacks.terminate_on_collapse]\nloss_explosion = false\n");
+  EXPECT_NE(nothing.find("bad.toml:16: [callbacks.terminate_on_collapse]: stops on nothing"), std::string::npos)
+      << nothing;
+  const std::string negative =
+      error_of(layers(kTail) + "\n[callbacks.terminate_on_collapse]\nsingle_class_patience = -1\n");
+  EXPECT_NE(negative.find("bad.toml:17: [callbacks.terminate_on_collapse]: key 'single_class_patience': must be at least 0"),
+            std::string::npos)
+      << negative;
+}
+
 TEST(ConfigErrors, GoodConfigParses) {
   const auto run = fer::models::parse_run_config(layers(kTail) + "\n[callbacks.early_stopping]\npatience = 3\n", "ok.toml");
   EXPECT_EQ(run.model.layers.size(), 2u);
