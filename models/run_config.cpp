@@ -115,18 +115,35 @@ void parse_augment(TableReader& r, AugmentSpec& a) {
   r.finish();
 }
 
-void parse_checkpoint(TableReader& r, CheckpointSpec& c) {
-  c.monitor = r.get_choice("monitor", kMonitors, c.monitor);
-  c.mode = r.get_choice("mode", kModes, c.mode);
+// Reads `monitor` and `mode` of a callback table. An absent mode (or "auto") is inferred from the
+// monitored quantity as Keras' mode="auto" does; an explicit mode that contradicts the quantity (a
+// loss maximised, an accuracy minimised) is refused at the mode key's line: Keras accepts it
+// silently and then keeps the worst epoch as the best (the original project's own mistake).
+// With ConfigUse::model_only a contradiction is kept as written: the callbacks will not run.
+void parse_monitor_and_mode(TableReader& r, std::string& monitor, std::string& mode, ConfigUse use) {
+  monitor = r.get_choice("monitor", kMonitors, monitor);
+  mode = r.get_choice("mode", kModes, mode);
+  const std::string inferred = resolve_mode(monitor, "auto");
+  if (use == ConfigUse::training && mode != "auto" && mode != inferred) {
+    const bool is_loss = inferred == "min";
+    r.fail("mode", "\"" + mode + "\" contradicts monitor = \"" + monitor + "\": " +
+                       (is_loss ? "a loss improves when it falls" : "an accuracy improves when it rises") +
+                       ", so the mode is \"" + inferred + "\"; write mode = \"" + inferred +
+                       "\" or leave mode out (\"auto\" infers it from the monitor)");
+  }
+}
+
+void parse_checkpoint(TableReader& r, CheckpointSpec& c, ConfigUse use) {
+  parse_monitor_and_mode(r, c.monitor, c.mode, use);
   r.finish();
 }
 
-void parse_callbacks(TableReader& r, const std::string& file, ReduceLrSpec& lr, EarlyStoppingSpec& es) {
+void parse_callbacks(TableReader& r, const std::string& file, ReduceLrSpec& lr, EarlyStoppingSpec& es,
+                     TerminateOnCollapseSpec& tc, ConfigUse use) {
   if (const toml::table* t = r.get_table("reduce_lr_on_plateau")) {
     TableReader c(*t, file, "[callbacks.reduce_lr_on_plateau]");
     lr.enabled = true;
-    lr.monitor = c.get_choice("monitor", kMonitors, lr.monitor);
-    lr.mode = c.get_choice("mode", kModes, lr.mode);
+    parse_monitor_and_mode(c, lr.monitor, lr.mode, use);
     lr.factor = positive_float(c, "factor", lr.factor);
     if (lr.factor >= 1.0f) c.fail("factor", "must be below 1");
     lr.patience = positive_int(c, "patience", lr.patience, 0);
@@ -138,11 +155,20 @@ void parse_callbacks(TableReader& r, const std::string& file, ReduceLrSpec& lr, 
   if (const toml::table* t = r.get_table("early_stopping")) {
     TableReader c(*t, file, "[callbacks.early_stopping]");
     es.enabled = true;
-    es.monitor = c.get_choice("monitor", kMonitors, es.monitor);
-    es.mode = c.get_choice("mode", kModes, es.mode);
+    parse_monitor_and_mode(c, es.monitor, es.mode, use);
     es.patience = positive_int(c, "patience", es.patience, 0);
     es.min_delta = positive_float(c, "min_delta", es.min_delta, true);
     es.restore_best_weights = c.get_bool("restore_best_weights").value_or(false);
+    c.finish();
+  }
+  if (const toml::table* t = r.get_table("terminate_on_collapse")) {
+    TableReader c(*t, file, "[callbacks.terminate_on_collapse]");
+    tc.enabled = true;
+    tc.loss_explosion = c.get_bool("loss_explosion").value_or(tc.loss_explosion);
+    tc.single_class_patience = positive_int(c, "single_class_patience", tc.single_class_patience, 0);
+    if (!tc.loss_explosion && tc.single_class_patience == 0) {
+      c.fail_table("stops on nothing: set loss_explosion = true or single_class_patience to at least 1");
+    }
     c.finish();
   }
   r.finish();
@@ -225,7 +251,7 @@ std::unique_ptr<Graph> graph_from(const ParsedToml& parsed, const ModelSpec& mod
 
 }  // namespace
 
-RunConfig parse_run_config(const std::string& text, const std::string& origin) {
+RunConfig parse_run_config(const std::string& text, const std::string& origin, ConfigUse use) {
   auto parsed = std::make_shared<ParsedToml>();
   parsed->origin = origin;
   try {
@@ -245,9 +271,9 @@ RunConfig parse_run_config(const std::string& text, const std::string& origin) {
   with_table(root, "train", origin, [&](TableReader& r) { parse_train(r, c.train); });
   with_table(root, "data", origin, [&](TableReader& r) { parse_data(r, c.data, c.model.classes); });
   with_table(root, "augment", origin, [&](TableReader& r) { parse_augment(r, c.augment); });
-  with_table(root, "checkpoint", origin, [&](TableReader& r) { parse_checkpoint(r, c.checkpoint); });
+  with_table(root, "checkpoint", origin, [&](TableReader& r) { parse_checkpoint(r, c.checkpoint, use); });
   with_table(root, "callbacks", origin,
-             [&](TableReader& r) { parse_callbacks(r, origin, c.reduce_lr, c.early_stopping); });
+             [&](TableReader& r) { parse_callbacks(r, origin, c.reduce_lr, c.early_stopping, c.terminate_on_collapse, use); });
   root.mark_read("layers");  // read by make_layers below
   root.finish();
   c.parsed = parsed;
@@ -256,13 +282,13 @@ RunConfig parse_run_config(const std::string& text, const std::string& origin) {
   return c;
 }
 
-RunConfig load_run_config(const std::string& path) {
+RunConfig load_run_config(const std::string& path, ConfigUse use) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UserError(path + ": cannot open the config file");
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) throw UserError(path + ": cannot read the config file");
-  return parse_run_config(text.str(), path);
+  return parse_run_config(text.str(), path, use);
 }
 
 std::unique_ptr<Graph> build_graph(const RunConfig& config) {
@@ -295,6 +321,8 @@ uint64_t architecture_hash(const Graph& graph) {
 
 std::string resolve_mode(const std::string& monitor, const std::string& mode) {
   if (mode != "auto") return mode;
+  // Keras' rule for mode="auto": accuracy-like quantities are maximised, everything else (the
+  // losses) minimised.
   return monitor.find("accuracy") != std::string::npos ? "max" : "min";
 }
 

@@ -51,10 +51,12 @@ struct AugmentSpec {
   bool enabled() const { return shear_range > 0.0f || zoom_range > 0.0f || horizontal_flip; }
 };
 
-// Monitored quantities: "loss", "accuracy", "val_loss", "val_accuracy".
+// Monitored quantities: "loss", "accuracy", "val_loss", "val_accuracy". Every callback's mode is
+// "auto" when the config leaves it out (Keras: max for accuracies, min for losses); an explicit
+// "min"/"max" must agree with the quantity or the config is refused (see parse_run_config).
 struct CheckpointSpec {
   std::string monitor = "val_accuracy";
-  std::string mode = "max";  // "min", "max" or "auto" (Keras: max for accuracies, else min)
+  std::string mode = "auto";  // "min", "max" or "auto"
 };
 
 struct ReduceLrSpec {
@@ -77,6 +79,15 @@ struct EarlyStoppingSpec {
   bool restore_best_weights = false;
 };
 
+// [callbacks.terminate_on_collapse]: stop a run whose training has collapsed while its loss stays
+// finite (a sibling of Keras' TerminateOnNaN; engine/training/collapse.h defines the signs). The
+// signs are always detected and warned about; without this table training continues.
+struct TerminateOnCollapseSpec {
+  bool enabled = false;
+  bool loss_explosion = true;     // stop at the first epoch whose loss exploded
+  int single_class_patience = 0;  // stop after this many consecutive epochs predicting one class; 0: never
+};
+
 struct ParsedToml;
 
 struct RunConfig {
@@ -89,14 +100,20 @@ struct RunConfig {
   CheckpointSpec checkpoint;
   ReduceLrSpec reduce_lr;
   EarlyStoppingSpec early_stopping;
+  TerminateOnCollapseSpec terminate_on_collapse;
   std::shared_ptr<const ParsedToml> parsed;
 };
 
+// What a config is read for. model_only (eval/predict rebuilding a model from a checkpoint's
+// embedded config) tolerates a callback mode that contradicts its monitor, which versions before
+// that check wrote into checkpoints; the callbacks never run there. Everything else is as strict.
+enum class ConfigUse { training, model_only };
+
 // Reads and validates a config file; also builds the graph once so impossible shapes are
-// reported now, with the line of the layer at fault.
-RunConfig load_run_config(const std::string& path);
+// reported now, with the line of the layer at fault. Throws UserError "FILE:LINE: ...: key 'K': ...".
+RunConfig load_run_config(const std::string& path, ConfigUse use = ConfigUse::training);
 // Same, from text already in memory (checkpoints carry their config); `origin` names it in errors.
-RunConfig parse_run_config(const std::string& text, const std::string& origin);
+RunConfig parse_run_config(const std::string& text, const std::string& origin, ConfigUse use = ConfigUse::training);
 
 // Builds the model's graph (shape inference done, not yet planned on a backend).
 std::unique_ptr<Graph> build_graph(const RunConfig& config);
@@ -105,7 +122,9 @@ std::unique_ptr<Graph> build_graph(const RunConfig& config);
 // carry so a checkpoint is never loaded into a different model.
 uint64_t architecture_hash(const Graph& graph);
 
-// "min" or "max" for a monitored quantity under a mode of "auto".
+// "min" or "max" for a monitored quantity: `mode` itself unless it is "auto", else Keras' auto
+// rule (max for "accuracy"/"val_accuracy", min for the losses). Does not check for contradictions;
+// parse_run_config refuses those.
 std::string resolve_mode(const std::string& monitor, const std::string& mode);
 
 }  // namespace fer::models

@@ -3,11 +3,17 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <stdexcept>
 
 namespace fer::training {
 
 Monitor::Monitor(std::string q, const std::string& mode, double delta)
-    : quantity(std::move(q)), maximize(models::resolve_mode(quantity, mode) == "max"), min_delta(std::abs(delta)) {}
+    : quantity(std::move(q)), maximize(models::resolve_mode(quantity, mode) == "max"), min_delta(std::abs(delta)) {
+  // Configs are checked when parsed (a UserError at the mode's line); reaching this is a caller's bug.
+  if (mode != "auto" && mode != models::resolve_mode(quantity, "auto")) {
+    throw std::invalid_argument("Monitor: mode \"" + mode + "\" contradicts the monitored quantity \"" + quantity + "\"");
+  }
+}
 
 double Monitor::worst() const {
   return maximize ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();

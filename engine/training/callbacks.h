@@ -2,7 +2,8 @@
 // Keras' epoch-end callbacks with their semantics, and the "best checkpoint" monitor:
 //
 //  * Monitor: a quantity ("loss", "accuracy", "val_loss", "val_accuracy") with a mode (min/max;
-//    "auto" resolves to max for accuracies) and min_delta. An epoch improves on `best` when
+//    "auto" resolves to max for accuracies, min for losses; a contradicting explicit mode throws
+//    std::invalid_argument, parse_run_config having refused it already) and min_delta. An epoch improves on `best` when
 //    current - min_delta > best (max) or current + min_delta < best (min). NaN never improves.
 //  * BestCheckpoint: ModelCheckpoint(save_best_only=True): improvement without min_delta.
 //  * ReduceLROnPlateau (Keras 2.x): in cooldown the counter counts down and wait is reset; an

@@ -285,6 +285,17 @@ std::string serialize_checkpoint(const Checkpoint& c) {
   for (const EpochRecord& e : c.history.epochs) w.put(e.loader_stall_seconds);
   w.end();
 
+  // Per-epoch collapse signs (engine/training/collapse.h), added later like LDST: optional, so
+  // older checkpoints read as "not recorded" and older readers skip it.
+  w.begin("CLPS");
+  w.put<uint64_t>(c.history.epochs.size());
+  for (const EpochRecord& e : c.history.epochs) {
+    w.put<int32_t>(e.val_predicted_classes);
+    w.str(e.val_only_class);
+    w.put<uint8_t>(e.loss_exploded ? 1 : 0);
+  }
+  w.end();
+
   w.begin("PRED");
   w.put<int32_t>(c.predictions.epoch);
   w.vec(c.predictions.rows);
@@ -507,6 +518,16 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path, b
     const uint64_t n = r->get<uint64_t>();
     if (n != c.history.epochs.size()) r->fail("loader stall count differs from the history's epochs");
     for (EpochRecord& e : c.history.epochs) e.loader_stall_seconds = r->get<double>();
+  }
+  if (auto r = section("CLPS", false)) {
+    const uint64_t n = r->get<uint64_t>();
+    if (n != c.history.epochs.size()) r->fail("collapse sign count differs from the history's epochs");
+    for (EpochRecord& e : c.history.epochs) {
+      e.val_predicted_classes = r->get<int32_t>();
+      e.val_only_class = r->str();
+      e.loss_exploded = r->get<uint8_t>() != 0;
+      if (e.val_predicted_classes < 0 || e.val_predicted_classes > 7) r->fail("implausible predicted class count");
+    }
   }
   if (auto r = section("PRED", false)) {
     Predictions& p = c.predictions;

@@ -78,7 +78,8 @@ LoadedModel load_model(const std::string& checkpoint_path, const std::string& co
   m.checkpoint = read_checkpoint(checkpoint_path, /*weights_only=*/true);
   const Checkpoint& c = m.checkpoint;
   if (config_path.empty()) {
-    m.config = models::parse_run_config(c.config_text, checkpoint_path + " (its embedded config)");
+    m.config = models::parse_run_config(c.config_text, checkpoint_path + " (its embedded config)",
+                                        models::ConfigUse::model_only);
   } else {
     m.config = models::load_run_config(config_path);
   }

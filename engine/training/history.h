@@ -24,6 +24,13 @@ struct EpochRecord {
   // the loader thread) or, with the data resident on the backend, the host time spent on the
   // epoch's order and on enqueuing the gathers (about 0).
   double loader_stall_seconds = 0.0;
+  // Signs of a collapsed run (engine/training/collapse.h): how many distinct classes the epoch's
+  // validation predictions use (0: not recorded, e.g. a checkpoint written before this field),
+  // the class's name when that is 1 ("predicts only: happy"), and whether the mean training loss
+  // exploded (finite, but above collapse.h's threshold).
+  int val_predicted_classes = 0;
+  std::string val_only_class;
+  bool loss_exploded = false;
   double images_per_second() const { return train_seconds > 0 ? double(train_images) / train_seconds : 0.0; }
 
   // "loss", "accuracy", "val_loss", "val_accuracy"; throws std::invalid_argument otherwise.
@@ -34,7 +41,8 @@ struct History {
   std::vector<EpochRecord> epochs;
 
   // epoch,loss,accuracy,val_loss,val_accuracy,lr,steps,seconds,train_seconds,val_seconds,
-  // images_per_second,loader_stall_seconds
+  // images_per_second,loader_stall_seconds,val_predicted_classes,val_only_class,loss_exploded
+  // (val_only_class empty unless the predictions use one class; loss_exploded 0 or 1).
   std::string to_csv() const;
   // {"columns": [...], "epochs": [{...}, ...]}; NaN/Inf as null.
   std::string to_json() const;

@@ -91,14 +91,29 @@ void Progress::clear_bar() {
   bar_shown_ = false;
 }
 
+namespace {
+// Four decimals as Keras prints losses, but an exploded loss (1e30) as "1e+30", not 31 digits.
+std::string loss_text(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, std::fabs(v) < 1e5 ? "%.4f" : "%.4g", v);
+  return buf;
+}
+}  // namespace
+
 std::string epoch_summary(const EpochRecord& r, int epochs) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "Epoch %d/%d  %lld steps  %s  loss %.4f  accuracy %.4f  val_loss %.4f  val_accuracy %.4f  "
+                "Epoch %d/%d  %lld steps  %s  loss %s  accuracy %.4f  val_loss %s  val_accuracy %.4f  "
                 "lr %.3g  %.0f img/s",
-                r.epoch, epochs, static_cast<long long>(r.steps), format_duration(r.seconds).c_str(), r.loss,
-                r.accuracy, r.val_loss, r.val_accuracy, r.lr, r.images_per_second());
-  return buf;
+                r.epoch, epochs, static_cast<long long>(r.steps), format_duration(r.seconds).c_str(),
+                loss_text(r.loss).c_str(), r.accuracy, loss_text(r.val_loss).c_str(), r.val_accuracy, r.lr,
+                r.images_per_second());
+  std::string line = buf;
+  // Collapse signs (collapse.h) on every epoch they hold, so a stalled or collapsed run never reads
+  // like progress.
+  if (r.loss_exploded) line += "  loss exploded";
+  if (r.val_predicted_classes == 1) line += "  predicts only: " + r.val_only_class;
+  return line;
 }
 
 void Progress::end_epoch(const EpochRecord& record, const std::string& note) {

@@ -45,7 +45,8 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
 
-// "Epoch 3/50  220/220  38.2s  loss ... img/s"
+// "Epoch 3/50  220/220  38.2s  loss ... img/s", then "  loss exploded" and/or
+// "  predicts only: happy" when the record carries those collapse signs (collapse.h).
 std::string epoch_summary(const EpochRecord& r, int epochs);
 
 }  // namespace fer::training

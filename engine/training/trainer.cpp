@@ -16,6 +16,7 @@
 #include "engine/optimizer.h"
 #include "engine/training/callbacks.h"
 #include "engine/training/checkpoint.h"
+#include "engine/training/collapse.h"
 #include "engine/training/evaluate.h"
 #include "engine/training/fileio.h"
 #include "engine/training/progress.h"
@@ -90,6 +91,7 @@ struct Trainer::Impl {
   std::unique_ptr<BestCheckpoint> best;
   std::unique_ptr<ReduceLROnPlateau> reduce_lr;
   std::unique_ptr<EarlyStopping> early_stopping;
+  std::unique_ptr<CollapseWatch> collapse;
   History history;
   Predictions predictions;
   TrainPosition pos;
@@ -111,6 +113,7 @@ struct Trainer::Impl {
   void write_files(const std::string& status);
   std::string augmentation_text() const;
   std::string optimizer_text() const;
+  CollapseReport watch_collapse(EpochRecord& rec, const std::vector<int32_t>& val_predicted) const;
 };
 
 Trainer::Trainer(const TrainRequest& request) : impl_(std::make_unique<Impl>()) {
@@ -188,8 +191,10 @@ void Trainer::Impl::prepare() {
   if (resumed) {
     check_checkpoint_matches(ckpt, ckpt_path, *graph, arch_hash, config.model.name, req.config_path);
     if (ckpt.position.finished) {
-      throw UserError("--resume " + *req.resume + ": that run stopped early (EarlyStopping at epoch " +
-                      std::to_string(ckpt.callbacks.early_stopping.stopped_epoch) + "); there is nothing to resume");
+      const int es_epoch = ckpt.callbacks.early_stopping.stopped_epoch;
+      const std::string by = es_epoch > 0 ? "EarlyStopping at epoch " + std::to_string(es_epoch)
+                                          : "TerminateOnCollapse at epoch " + std::to_string(ckpt.position.epoch);
+      throw UserError("--resume " + *req.resume + ": that run stopped early (" + by + "); there is nothing to resume");
     }
     if (ckpt.position.epoch >= target_epochs && ckpt.position.batch_in_epoch == 0) {
       throw UserError("--resume " + *req.resume + ": the run has already completed " + std::to_string(ckpt.position.epoch) +
@@ -299,6 +304,7 @@ void Trainer::Impl::prepare() {
   best = std::make_unique<BestCheckpoint>(config.checkpoint);
   reduce_lr = std::make_unique<ReduceLROnPlateau>(config.reduce_lr);
   early_stopping = std::make_unique<EarlyStopping>(config.early_stopping);
+  collapse = std::make_unique<CollapseWatch>(config.terminate_on_collapse, class_names, req.config_path);
 
   pos = TrainPosition{};
   pos.seed = seed;
@@ -407,6 +413,14 @@ std::string Trainer::Impl::optimizer_text() const {
                   optimizer ? optimizer->learning_rate() : o.learning_rate, o.momentum, o.nesterov ? ", nesterov" : "");
   }
   return buf;
+}
+
+// Marks the epoch's collapse signs in `rec` (before it joins the history) and says what to warn
+// about and whether [callbacks.terminate_on_collapse] stops the run. Host-only: the validation
+// predictions are already on the host, the mean loss was read once for the epoch.
+CollapseReport Trainer::Impl::watch_collapse(EpochRecord& rec, const std::vector<int32_t>& val_predicted) const {
+  collapse->mark(rec, val_predicted);
+  return collapse->check(rec, history.epochs);
 }
 
 Checkpoint Trainer::Impl::snapshot(bool with_optimizer) const {
@@ -653,6 +667,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
     rec.val_seconds = val_seconds;
     rec.loader_stall_seconds = loader_stall;
     rec.seconds = train_seconds + val_seconds;
+    const CollapseReport collapsed = s.watch_collapse(rec, ev.predictions.predicted);
     s.history.epochs.push_back(rec);
     s.predictions = std::move(ev.predictions);
     s.predictions.epoch = shown_epoch;
@@ -671,7 +686,8 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
     };
     if (s.best->on_epoch_end(rec)) {
       write_checkpoint(best_path, s.snapshot(true));
-      note(s.best->monitor().quantity + " improved to " + fmt4(s.best->state.best) + ": saved best.ckpt");
+      note(s.best->monitor().quantity + " improved to " + fmt4(s.best->state.best) + ": saved best.ckpt" +
+           CollapseWatch::collapsed_note(rec));
     }
     std::string msg;
     const float lr = s.optimizer->learning_rate();
@@ -698,16 +714,19 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
       s.predictions = std::move(again.predictions);
       s.predictions.epoch = s.early_stopping->state.best_epoch;
     }
-    s.pos.finished = stop_early;
+    if (collapsed.stop && !stop_early) note(collapsed.stop_message);
+    const bool stop_collapsed = collapsed.stop && !stop_early;
+    s.pos.finished = stop_early || stop_collapsed;
     write_checkpoint(last_path, s.snapshot(true));
     s.last_good = last_path + " (end of epoch " + std::to_string(shown_epoch) + ")";
-    const bool done_all = stop_early || epoch + 1 == s.target_epochs;
-    s.write_files(stop_early ? "stopped early after epoch " + std::to_string(shown_epoch)
+    const bool done_all = s.pos.finished || epoch + 1 == s.target_epochs;
+    s.write_files(s.pos.finished ? "stopped early after epoch " + std::to_string(shown_epoch)
                              : done_all ? "completed " + std::to_string(shown_epoch) + " epochs"
                                         : "in progress: epoch " + std::to_string(shown_epoch) + " of " +
                                               std::to_string(s.target_epochs));
     s.progress.end_epoch(rec, notes);
-    if (stop_early) {
+    for (const std::string& warning : collapsed.warnings) s.say(warning);
+    if (s.pos.finished) {
       result.status = TrainStatus::early_stopped;
       break;
     }

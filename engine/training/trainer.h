@@ -26,7 +26,10 @@
 // costs nothing; once per epoch on CUDA, so no step waits for the host — a NaN is then reported
 // for the epoch's steps as a range) and summed on the host in step order, so a run resumed
 // mid-epoch reproduces the straight run's numbers bit for bit on the CPU. A non-finite loss stops
-// the run (status diverged) without writing a checkpoint of the diverged weights.
+// the run (status diverged) without writing a checkpoint of the diverged weights. A finite loss
+// that exploded, or validation predictions all of one class, are marked on the epoch line and in
+// the history and warned about once (collapse.h); [callbacks.terminate_on_collapse] stops the run
+// on them (status early_stopped).
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -71,8 +74,8 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  // Trains until the target epoch count, EarlyStopping, *stop (checked after every step), or a
-  // non-finite loss. Interrupted runs write last.ckpt at the exact step reached.
+  // Trains until the target epoch count, EarlyStopping or TerminateOnCollapse, *stop (checked
+  // after every step), or a non-finite loss. Interrupted runs write last.ckpt at the exact step reached.
   TrainResult run(const std::atomic<bool>* stop = nullptr);
 
   const std::string& run_dir() const;

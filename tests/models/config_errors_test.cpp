@@ -155,6 +155,73 @@ TEST(ConfigErrors, MissingFile) {
   }
 }
 
+// A monitor and a mode that contradict each other (the original project's [checkpoint] val_loss
+// with mode "max" kept the worst epoch as best) are refused at the mode's line, for every callback
+// that has the pair; kHeader + kTail end at line 14, so the appended table's mode is on line 18.
+TEST(ConfigErrors, ModeContradictingTheMonitorIsRefusedInEveryCallback) {
+  struct Case {
+    const char* table;
+    const char* monitor;
+    const char* mode;
+    const char* why;
+  };
+  const Case cases[] = {
+      {"[checkpoint]", "val_loss", "max", "a loss improves when it falls, so the mode is \"min\""},
+      {"[checkpoint]", "accuracy", "min", "an accuracy improves when it rises, so the mode is \"max\""},
+      {"[callbacks.reduce_lr_on_plateau]", "val_accuracy", "min", "so the mode is \"max\""},
+      {"[callbacks.reduce_lr_on_plateau]", "loss", "max", "so the mode is \"min\""},
+      {"[callbacks.early_stopping]", "val_loss", "max", "so the mode is \"min\""},
+      {"[callbacks.early_stopping]", "val_accuracy", "min", "so the mode is \"max\""},
+  };
+  for (const Case& c : cases) {
+    const std::string text = layers(kTail) + "\n" + c.table + "\nmonitor = \"" + c.monitor + "\"\nmode = \"" + c.mode + "\"\n";
+    const std::string msg = error_of(text);
+    const std::string where = std::string("bad.toml:18: ") + c.table + ": key 'mode': \"" + c.mode +
+                              "\" contradicts monitor = \"" + c.monitor + "\"";
+    EXPECT_NE(msg.find(where), std::string::npos) << msg;
+    EXPECT_NE(msg.find(c.why), std::string::npos) << msg;
+    // Rebuilding a model from a checkpoint's embedded config does not run callbacks: tolerated there.
+    EXPECT_NO_THROW(fer::models::parse_run_config(text, "embedded.toml", fer::models::ConfigUse::model_only)) << text;
+  }
+}
+
+// Absent (or "auto") modes are inferred from the monitor as Keras' mode="auto"; agreeing explicit
+// modes are accepted as written.
+TEST(ConfigErrors, ModeIsInferredFromTheMonitorWhenAbsent) {
+  const auto run = fer::models::parse_run_config(
+      layers(kTail) + "\n[checkpoint]\nmonitor = \"val_loss\"\n\n[callbacks.reduce_lr_on_plateau]\nmonitor = \"val_accuracy\"\n"
+                      "\n[callbacks.early_stopping]\nmonitor = \"loss\"\nmode = \"auto\"\n",
+      "ok.toml");
+  EXPECT_EQ(run.checkpoint.mode, "auto");
+  EXPECT_EQ(fer::models::resolve_mode(run.checkpoint.monitor, run.checkpoint.mode), "min");
+  EXPECT_EQ(fer::models::resolve_mode(run.reduce_lr.monitor, run.reduce_lr.mode), "max");
+  EXPECT_EQ(fer::models::resolve_mode(run.early_stopping.monitor, run.early_stopping.mode), "min");
+  const auto agreeing = fer::models::parse_run_config(
+      layers(kTail) + "\n[checkpoint]\nmonitor = \"val_loss\"\nmode = \"min\"\n", "ok.toml");
+  EXPECT_EQ(agreeing.checkpoint.mode, "min");
+  // The default checkpoint monitor is val_accuracy, maximised.
+  const auto plain = fer::models::parse_run_config(layers(kTail), "ok.toml");
+  EXPECT_EQ(fer::models::resolve_mode(plain.checkpoint.monitor, plain.checkpoint.mode), "max");
+}
+
+TEST(ConfigErrors, TerminateOnCollapseKeys) {
+  const auto run = fer::models::parse_run_config(
+      layers(kTail) + "\n[callbacks.terminate_on_collapse]\nsingle_class_patience = 3\n", "ok.toml");
+  EXPECT_TRUE(run.terminate_on_collapse.enabled);
+  EXPECT_TRUE(run.terminate_on_collapse.loss_explosion);
+  EXPECT_EQ(run.terminate_on_collapse.single_class_patience, 3);
+  EXPECT_FALSE(fer::models::parse_run_config(layers(kTail), "ok.toml").terminate_on_collapse.enabled);
+  const std::string nothing =
+      error_of(layers(kTail) + "\n[callbacks.terminate_on_collapse]\nloss_explosion = false\n");
+  EXPECT_NE(nothing.find("bad.toml:16: [callbacks.terminate_on_collapse]: stops on nothing"), std::string::npos)
+      << nothing;
+  const std::string negative =
+      error_of(layers(kTail) + "\n[callbacks.terminate_on_collapse]\nsingle_class_patience = -1\n");
+  EXPECT_NE(negative.find("bad.toml:17: [callbacks.terminate_on_collapse]: key 'single_class_patience': must be at least 0"),
+            std::string::npos)
+      << negative;
+}
+
 TEST(ConfigErrors, GoodConfigParses) {
   const auto run = fer::models::parse_run_config(layers(kTail) + "\n[callbacks.early_stopping]\npatience = 3\n", "ok.toml");
   EXPECT_EQ(run.model.layers.size(), 2u);

@@ -65,12 +65,26 @@ TEST(History, CsvAndJsonRoundTripNumbers) {
   const std::string csv = h.to_csv();
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
             "epoch,loss,accuracy,val_loss,val_accuracy,lr,steps,seconds,train_seconds,val_seconds,images_per_second,"
-            "loader_stall_seconds");
+            "loader_stall_seconds,val_predicted_classes,val_only_class,loss_exploded");
   EXPECT_NE(csv.find("1,0.3333333333333333,0.25,nan,0.1,0.001,"), std::string::npos) << csv;
   EXPECT_EQ(std::stod("0.3333333333333333"), 1.0 / 3.0);  // shortest round-trip text
+  EXPECT_EQ(csv.substr(csv.size() - 6), ",0,,0\n") << csv;  // collapse signs not recorded
   const std::string json = h.to_json();
   EXPECT_NE(json.find("\"val_loss\": null"), std::string::npos) << json;
   EXPECT_NE(json.find("\"images_per_second\": 50"), std::string::npos) << json;
+  EXPECT_NE(json.find("\"val_only_class\": null, \"loss_exploded\": false}"), std::string::npos) << json;
+
+  // A collapsed epoch: one class predicted (a folder-named class with a comma and a quote is
+  // quoted as RFC 4180 and JSON require), loss exploded.
+  h.epochs[0].val_predicted_classes = 1;
+  h.epochs[0].val_only_class = "happy, \"mostly\"";
+  h.epochs[0].loss_exploded = true;
+  const std::string csv2 = h.to_csv();
+  EXPECT_EQ(csv2.substr(csv2.size() - 25), ",1,\"happy, \"\"mostly\"\"\",1\n") << csv2;
+  EXPECT_NE(h.to_json().find("\"val_predicted_classes\": 1, \"val_only_class\": \"happy, \\\"mostly\\\"\", "
+                             "\"loss_exploded\": true}"),
+            std::string::npos)
+      << h.to_json();
 }
 
 TEST(ConfigOverrides, KeepTheTextAndChangeOnlyTheValues) {

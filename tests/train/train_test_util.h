@@ -80,6 +80,10 @@ inline void expect_same_training_state(const Checkpoint& a, const Checkpoint& b)
     EXPECT_EQ(x.val_loss, y.val_loss) << "epoch " << x.epoch;
     EXPECT_EQ(x.val_accuracy, y.val_accuracy) << "epoch " << x.epoch;
     EXPECT_EQ(x.lr, y.lr) << "epoch " << x.epoch;
+    EXPECT_GT(x.val_predicted_classes, 0) << "epoch " << x.epoch << ": collapse signs not recorded";
+    EXPECT_EQ(x.val_predicted_classes, y.val_predicted_classes) << "epoch " << x.epoch;
+    EXPECT_EQ(x.val_only_class, y.val_only_class) << "epoch " << x.epoch;
+    EXPECT_EQ(x.loss_exploded, y.loss_exploded) << "epoch " << x.epoch;
   }
   EXPECT_EQ(a.callbacks.best.best, b.callbacks.best.best);
   EXPECT_EQ(a.callbacks.best.best_epoch, b.callbacks.best.best_epoch);

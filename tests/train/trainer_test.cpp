@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <utility>
 
 #include "engine/training/checkpoint.h"
 #include "engine/training/trainer.h"
@@ -196,6 +197,105 @@ TEST(Trainer, EarlyStoppingRestoresTheBestWeightsAndEndsTheRun) {
   again.epochs = 10;
   const std::string msg = user_error_of([&] { Trainer t(again); });
   EXPECT_NE(msg.find("stopped early"), std::string::npos) << msg;
+}
+
+// Runs a request with its console output captured; returns (result, output).
+std::pair<TrainResult, std::string> train_captured(TrainRequest r) {
+  std::FILE* log = std::tmpfile();
+  r.out = log;
+  r.tty = false;
+  const TrainResult res = train(r);
+  std::rewind(log);
+  std::string text(1 << 20, '\0');
+  text.resize(std::fread(text.data(), 1, text.size(), log));
+  std::fclose(log);
+  return {res, text};
+}
+
+size_t count_of(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+std::string collapsing_config(const std::string& extra = "") {
+  std::string cfg = tiny_config(extra);
+  cfg.replace(cfg.find("learning_rate = 1e-3"), 20, "learning_rate = 1000");
+  return cfg;
+}
+
+// Learning rate 1000 on the bundled sample: the loss explodes (about 1e12) but stays finite and
+// every validation face gets the same class. Each sign is warned about once in the run, also
+// across a resume, every collapsed epoch line says so, and training goes on.
+TEST(Trainer, CollapsedRunWarnsOnceAndMarksEveryCollapsedEpoch) {
+  TempDir dir;
+  write_text(dir / "lr1000.toml", collapsing_config());
+  TrainRequest r = request(dir / "lr1000.toml", dir / "run");
+  r.epochs = 2;
+  const auto [res, out] = train_captured(r);
+  ASSERT_EQ(res.status, TrainStatus::completed) << out;
+  EXPECT_EQ(count_of(out, "Warning: the loss exploded in epoch 1"), 1u) << out;
+  EXPECT_EQ(count_of(out, "Warning: the loss exploded"), 1u) << out;
+  EXPECT_EQ(count_of(out, "Warning: in epoch 1 the model predicts one class"), 1u) << out;
+  EXPECT_EQ(count_of(out, "Warning: in epoch"), 1u) << out;
+  EXPECT_NE(out.find("learning rate far too high (this epoch used 1000"), std::string::npos) << out;
+  EXPECT_EQ(count_of(out, "  loss exploded  predicts only: "), 2u) << "both epoch lines: " << out;
+  EXPECT_NE(out.find("saved best.ckpt - but this epoch has collapsed"), std::string::npos) << out;
+  const Checkpoint last = read_checkpoint(dir / "run/last.ckpt");
+  ASSERT_EQ(last.history.epochs.size(), 2u);
+  for (const EpochRecord& e : last.history.epochs) {
+    EXPECT_TRUE(e.loss_exploded) << e.epoch;
+    EXPECT_EQ(e.val_predicted_classes, 1) << e.epoch;
+    EXPECT_FALSE(e.val_only_class.empty()) << e.epoch;
+  }
+  const std::string csv = read_text(dir / "run/history.csv");
+  EXPECT_NE(csv.find("," + last.history.epochs[0].val_only_class + ",1\n"), std::string::npos) << csv;
+
+  // Resumed: the history says both signs were warned about already.
+  TrainRequest more = request(dir / "lr1000.toml", "");
+  more.out_dir.reset();
+  more.resume = dir / "run";
+  more.epochs = 3;
+  const auto [res2, out2] = train_captured(more);
+  ASSERT_EQ(res2.status, TrainStatus::completed) << out2;
+  EXPECT_EQ(out2.find("Warning:"), std::string::npos) << out2;
+  EXPECT_NE(out2.find("Epoch 3/3"), std::string::npos) << out2;
+}
+
+// The recipe that learns (learning rate 1e-3) shows no collapse sign and no warning.
+TEST(Trainer, HealthyRunGivesNoCollapseWarning) {
+  TempDir dir;
+  write_text(dir / "tiny.toml", tiny_config());
+  const auto [res, out] = train_captured(request(dir / "tiny.toml", dir / "run"));
+  ASSERT_EQ(res.status, TrainStatus::completed) << out;
+  EXPECT_NE(out.find("Epoch 3/3"), std::string::npos) << out;
+  for (const char* sign : {"Warning", "exploded", "predicts only", "collapsed"}) {
+    EXPECT_EQ(out.find(sign), std::string::npos) << sign << " in:\n" << out;
+  }
+  for (const EpochRecord& e : read_checkpoint(dir / "run/last.ckpt").history.epochs) {
+    EXPECT_FALSE(e.loss_exploded);
+    EXPECT_GT(e.val_predicted_classes, 1);
+  }
+}
+
+// [callbacks.terminate_on_collapse] stops the run at the first exploded epoch, which then is not
+// resumed.
+TEST(Trainer, TerminateOnCollapseStopsTheRunWhenAsked) {
+  TempDir dir;
+  write_text(dir / "stop.toml", collapsing_config("[callbacks.terminate_on_collapse]\n"));
+  TrainRequest r = request(dir / "stop.toml", dir / "run");
+  r.epochs = 5;
+  const auto [res, out] = train_captured(r);
+  EXPECT_EQ(res.status, TrainStatus::early_stopped) << out;
+  EXPECT_EQ(res.epochs_done, 1) << out;
+  EXPECT_NE(out.find("TerminateOnCollapse: the loss exploded in epoch 1"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Training continues"), std::string::npos) << out;
+  EXPECT_TRUE(read_checkpoint(dir / "run/last.ckpt").position.finished);
+  TrainRequest again = request(dir / "stop.toml", "");
+  again.out_dir.reset();
+  again.resume = dir / "run";
+  const std::string msg = user_error_of([&] { Trainer t(again); });
+  EXPECT_NE(msg.find("stopped early (TerminateOnCollapse at epoch 1)"), std::string::npos) << msg;
 }
 
 TEST(Trainer, MissingDataFallsBackToTheSampleWithACappedBatch) {
