@@ -12,7 +12,10 @@
 #   FER_SUITE_THREADS    threads for every framework (default: nproc)
 #   FER_PEERS_PYTHON     Python that has torch and/or tensorflow (default python3); a framework that
 #                        does not import is skipped and the table says so
-#   FER_SUITE_TORCH_MODES  (default eager,channels_last)   FER_SUITE_KERAS_MODES (default graph)
+#   FER_SUITE_TORCH_MODES  (default eager,channels_last, plus bf16 = channels_last + bf16 autocast on
+#                        CPUs with bf16 instructions)   FER_SUITE_KERAS_MODES (default graph)
+#   FER_SUITE_PRECISIONS fer_gpu precisions to run, "fp32" and/or "bf16" (default: "fp32 bf16" on CPUs
+#                        with AVX512-BF16 or AMX-BF16, else "fp32"); bf16 results go to fer_bf16_<config>.json
 #   FER_GPU              an existing fer_gpu binary (default: build one in FER_SUITE_BUILD_DIR)
 #   FER_SUITE_BUILD_DIR  (default build-cpu-suite)
 #   FER_SUITE_PROFILE    config whose per-layer profile goes into the results (default model5-v2)
@@ -29,7 +32,14 @@ STEPS="${FER_SUITE_STEPS:-10}"
 REPEATS="${FER_SUITE_REPEATS:-2}"
 THREADS="${FER_SUITE_THREADS:-$(nproc)}"
 PY="${FER_PEERS_PYTHON:-python3}"
-TORCH_MODES="${FER_SUITE_TORCH_MODES:-eager,channels_last}"
+HAS_BF16=0; grep -q -w -E 'avx512_bf16|amx_bf16' /proc/cpuinfo && HAS_BF16=1
+if [ "$HAS_BF16" = 1 ]; then
+  TORCH_MODES="${FER_SUITE_TORCH_MODES:-eager,channels_last,bf16}"
+  PRECISIONS=(${FER_SUITE_PRECISIONS:-fp32 bf16})
+else
+  TORCH_MODES="${FER_SUITE_TORCH_MODES:-eager,channels_last}"
+  PRECISIONS=(${FER_SUITE_PRECISIONS:-fp32})
+fi
 KERAS_MODES="${FER_SUITE_KERAS_MODES:-graph}"
 BUILD="${FER_SUITE_BUILD_DIR:-build-cpu-suite}"
 PROFILE="${FER_SUITE_PROFILE:-model5-v2}"
@@ -87,8 +97,15 @@ for c in "${CONFIGS[@]}"; do
   echo; echo "################ $c"
   echo "$c $(cut -d' ' -f1 /proc/loadavg)" >>"$WORK/load.txt"
   layers=(); [ "$c" = "$PROFILE" ] && layers=(--layers)
-  run "$WORK/fer_$c.txt" "$FER_GPU" bench "configs/$c.toml" --device cpu "${common[@]}" ${layers[@]+"${layers[@]}"} \
-    --json "$WORK/fer_$c.json"
+  for p in "${PRECISIONS[@]}"; do
+    if [ "$p" = fp32 ]; then
+      run "$WORK/fer_$c.txt" "$FER_GPU" bench "configs/$c.toml" --device cpu --precision fp32 "${common[@]}" \
+        ${layers[@]+"${layers[@]}"} --json "$WORK/fer_$c.json"
+    else
+      run "$WORK/fer_${p}_$c.txt" "$FER_GPU" bench "configs/$c.toml" --device cpu --precision "$p" "${common[@]}" \
+        ${layers[@]+"${layers[@]}"} --json "$WORK/fer_${p}_$c.json"
+    fi
+  done
   if [ "$have_torch" = 1 ]; then
     run "$WORK/torch_$c.txt" "$PY" bench/peers/torch_peer.py "configs/$c.toml" --device cpu --modes "$TORCH_MODES" \
       "${common[@]}" --threads "$THREADS" --json "$WORK/torch_$c.json"
@@ -118,7 +135,9 @@ flags="$(grep -m1 -o -w -E 'avx512f|avx512_bf16|avx2|fma' /proc/cpuinfo | sort -
   echo "- Commit: \`$commit\`$dirty"
   echo "- fer_gpu: its CPU backend, binary \`$FER_GPU\` (Release build of this tree)"
   echo "- PyTorch: $torch_version; Keras/TensorFlow: $tf_version; Python: $("$PY" --version 2>&1)"
-  echo "- Every framework: batch from the config (128), FP32, the config's augmentation, synthetic uint8 images"
+  echo "- Every framework: batch from the config (128), FP32 unless the column says bf16 (fer_gpu --precision bf16:"
+  echo "  bf16 convolution/dense operands, FP32 accumulation and master weights; PyTorch bf16: channels_last +"
+  echo "  torch.autocast(cpu, bfloat16)), the config's augmentation, synthetic uint8 images"
   echo "  held in memory, $WARMUP warm-up steps then $REPEATS repeats of $STEPS timed steps. Cells: median over repeats"
   echo "  (best repeat); the last column compares medians."
   echo "- Load average (1, 5, 15 min) before: $LOAD_BEFORE; after: $LOAD_AFTER; wall time $((T1 - T0)) s."
@@ -137,14 +156,17 @@ flags="$(grep -m1 -o -w -E 'avx512f|avx512_bf16|avx2|fma' /proc/cpuinfo | sort -
   echo "layers' own counts, forward + backward (backward = 2x forward for convolutions and dense layers)."
   [ "$have_torch" = 1 ] || echo "PyTorch was skipped: \`$PY -c 'import torch'\` failed."
   [ "$have_tf" = 1 ] || echo "Keras/TensorFlow was skipped: \`$PY -c 'import tensorflow'\` failed."
-  if [ -f "$WORK/fer_$PROFILE.txt" ]; then
-    echo
-    echo "## Where fer_gpu's CPU time goes: $PROFILE"
-    echo
-    echo '```'
-    cat "$WORK/fer_$PROFILE.txt"
-    echo '```'
-  fi
+  for p in "${PRECISIONS[@]}"; do
+    f="$WORK/fer_$PROFILE.txt"; [ "$p" = fp32 ] || f="$WORK/fer_${p}_$PROFILE.txt"
+    if [ -f "$f" ]; then
+      echo
+      echo "## Where fer_gpu's CPU time goes: $PROFILE, $p"
+      echo
+      echo '```'
+      cat "$f"
+      echo '```'
+    fi
+  done
   echo
   echo "## Commands"
   echo

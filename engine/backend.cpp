@@ -13,6 +13,18 @@ namespace fer {
 
 const char* device_name(DeviceKind kind) { return kind == DeviceKind::cuda ? "cuda" : "cpu"; }
 
+std::string Backend::precision_unsupported(Precision p) const {
+  switch (p) {
+    case Precision::fp32: return "";
+    case Precision::tf32:
+      return std::string("tf32 is the TF32 tensor-core math of NVIDIA GPUs (sm_80 and later); the ") +
+             device_name(kind()) + " backend has none: use fp32 (or bf16)";
+    case Precision::bf16:
+      return std::string("bf16 is not implemented on the ") + device_name(kind()) + " backend";
+  }
+  return "unknown precision";
+}
+
 // ---- timers: the host clock after synchronize(); CudaBackend overrides them with CUDA events ----
 namespace {
 struct HostTimer {

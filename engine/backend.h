@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "engine/precision.h"
 #include "kernels/common/shapes.h"
 
 namespace fer {
@@ -50,7 +51,16 @@ class Backend {
   // null on the CPU.
   virtual void* native_stream() { return nullptr; }
 
+  // ---- numeric mode (engine/precision.h): asked by Graph::plan, once per plan ----
+  // The precision of a plan that names none: fp32 on the CPU; on CUDA tf32 when the backend has
+  // TF32 math on, else fp32.
+  virtual Precision default_precision() const { return Precision::fp32; }
+  // Empty when a plan in precision p runs on this backend; otherwise why not, naming the missing
+  // hardware feature or setting (a sentence shown to the user as is).
+  virtual std::string precision_unsupported(Precision p) const;
+
   // ---- convolution (bias included; activation is a separate in-place op) ----
+  // s.math / DenseShape::math: the operand type (the plan's precision); all pointers are FP32.
   // Bytes of scratch the forward/backward calls need for this shape (im2col buffer, cuDNN workspace).
   virtual size_t conv2d_workspace_bytes(const ConvShape& s) = 0;
   virtual void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b,

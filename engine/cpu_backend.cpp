@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/backend.h"
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/ops.h"
 
 namespace fer {
@@ -27,6 +28,17 @@ class CpuBackend final : public Backend {
                         kernels::cpu::conv_impl() != ConvImpl::im2col;
     return "cpu (" + std::to_string(omp_get_max_threads()) + " OpenMP threads, " +
            (onednn ? "oneDNN convolutions, " : "im2col convolutions, ") + "OpenBLAS GEMMs)";
+  }
+
+  // bf16 needs bf16 instructions (AVX512-BF16 or AMX-BF16) and oneDNN; FER_CPU_BF16=emulate
+  // accepts it anywhere (the slow rounding path of kernels/cpu/bf16.h, for tests).
+  std::string precision_unsupported(Precision p) const override {
+    using kernels::cpu::Bf16Impl;
+    if (p != Precision::bf16) return Backend::precision_unsupported(p);
+    const auto& bf16 = kernels::cpu::cpu_bf16_support();
+    if (bf16.native() || kernels::cpu::bf16_impl() == Bf16Impl::emulated) return "";
+    return "bf16 on the CPU needs oneDNN and a CPU with AVX512-BF16 or AMX-BF16 instructions; this "
+           "one has neither (" + bf16.summary + "): use fp32";
   }
 
   void* allocate(size_t bytes) override {

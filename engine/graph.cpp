@@ -62,9 +62,16 @@ std::vector<ParamEntry> Graph::all_params() const {
   return all;
 }
 
-void Graph::plan(std::shared_ptr<Backend> shared, int max_batch, const std::vector<int>& other_batches) {
+void Graph::plan(std::shared_ptr<Backend> shared, int max_batch, const std::vector<int>& other_batches,
+                 std::optional<Precision> precision) {
   if (backend_) throw std::logic_error("Graph::plan called twice");
   if (max_batch < 1) throw UserError("batch size must be at least 1");
+  const Precision p = precision.value_or(shared->default_precision());
+  if (const std::string why = shared->precision_unsupported(p); !why.empty()) {
+    throw UserError(std::string("precision ") + precision_name(p) + ": " + why);
+  }
+  precision_ = p;
+  const kernels::MathType math = math_type(p);
   backend_ = std::move(shared);
   Backend& backend = *backend_;
   max_batch_ = max_batch;
@@ -100,7 +107,7 @@ void Graph::plan(std::shared_ptr<Backend> shared, int max_batch, const std::vect
     node.saved = a.reserve_array<float>(layers_[i]->saved_floats(max_batch));
     for (int b : batches) {
       if (b > max_batch) throw std::logic_error("Graph::plan: other batch larger than max_batch");
-      workspace = std::max(workspace, layers_[i]->workspace_bytes(backend, b));
+      workspace = std::max(workspace, layers_[i]->workspace_bytes(backend, b, math));
     }
     x = node.y;
   }
@@ -212,6 +219,7 @@ LayerIO Graph::io_for(int i, int n, bool training, uint64_t step) const {
   io.seed = seed_;
   io.stream_id = step * 4096 + uint64_t(i);
   io.step = step;
+  io.math = math_type(precision_);
   return io;
 }
 

@@ -5,6 +5,7 @@
 // and the backend, not layer types.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,8 +73,12 @@ class Graph {
 
   // ---- planning: allocates every buffer once; batches up to max_batch run without allocating.
   // other_batches lists further batch sizes the run will meet (their workspaces are planned too).
+  // precision: the numeric mode of every matrix op of the plan (engine/precision.h); nullopt:
+  // the backend's default. Throws UserError when the backend cannot run it (naming why).
   // The graph shares ownership of the backend: its buffers must not outlive their allocator.
-  void plan(std::shared_ptr<Backend> backend, int max_batch, const std::vector<int>& other_batches = {});
+  void plan(std::shared_ptr<Backend> backend, int max_batch, const std::vector<int>& other_batches = {},
+            std::optional<Precision> precision = std::nullopt);
+  Precision precision() const { return precision_; }
   bool planned() const { return backend_ != nullptr; }
   std::shared_ptr<Backend> shared_backend() const { return backend_; }
   Backend& backend() const { return *backend_; }
@@ -150,6 +155,7 @@ class Graph {
   Arena::Slot grad_a_, grad_b_, workspace_;
   const float* out_ = nullptr;  // the last layer's output (logits)
   uint64_t seed_ = 0;
+  Precision precision_ = Precision::fp32;
   int64_t metric_samples_ = 0;
   LayerObserver* observer_ = nullptr;
 };

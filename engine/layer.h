@@ -54,6 +54,9 @@ struct LayerIO {
   uint64_t seed = 0;          // run seed, for dropout
   uint64_t stream_id = 0;     // unique per (step, layer), for dropout
   uint64_t step = 0;          // training steps taken before this one (the optimizer's count)
+  // Operand type of this plan's matrix ops (engine/precision.h); a layer passes it on in the
+  // ConvShape/DenseShape it hands the backend and never branches on it.
+  kernels::MathType math = kernels::MathType::f32;
 };
 
 class Layer {
@@ -68,7 +71,8 @@ class Layer {
   virtual Shape infer(const Shape& input) = 0;
   virtual std::vector<ParamSpec> param_specs() const { return {}; }
   virtual int64_t saved_floats(int batch) const { return 0; }
-  virtual size_t workspace_bytes(Backend& backend, int batch) const { return 0; }
+  // math: the plan's operand type (as LayerIO::math will be).
+  virtual size_t workspace_bytes(Backend& backend, int batch, kernels::MathType math) const { return 0; }
   // A pure reshape: y is x and dx is dy (Flatten).
   virtual bool aliases_input() const { return false; }
 

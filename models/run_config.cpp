@@ -71,6 +71,7 @@ void parse_train(TableReader& r, TrainSpec& t) {
   if (seed < 0) r.fail("seed", "must not be negative");
   t.seed = uint64_t(seed);
   t.drop_last = r.get_bool("drop_last").value_or(true);
+  if (r.has("precision")) t.precision = parse_precision(r.get_choice("precision", {"fp32", "tf32", "bf16"}, "fp32"));
   r.finish();
 }
 

@@ -4,6 +4,7 @@
 // unknown keys, wrong types and impossible values are UserErrors naming file, line and key.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ struct TrainSpec {
   int epochs = 50;
   uint64_t seed = 1;
   bool drop_last = true;  // steps_per_epoch = n // batch, like the original project
+  // "fp32", "tf32" or "bf16" (engine/precision.h); absent: the device's default.
+  std::optional<Precision> precision;
 };
 
 struct DataSpec {

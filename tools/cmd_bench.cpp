@@ -14,6 +14,7 @@ namespace {
 
 struct BenchArgs {
   std::string config;
+  std::string precision;  // empty: the config's [train] precision, else the device's default
   std::string device;  // empty: cuda when a GPU answers, else cpu
   std::string json;
   std::string data;
@@ -38,6 +39,7 @@ void write_file_atomically(const std::string& path, const std::string& text) {
 void run(const BenchArgs& a) {
   const fer::models::RunConfig config = fer::models::load_run_config(a.config);
   fer::bench::BenchOptions opt = a.options;
+  if (!a.precision.empty()) opt.precision = fer::parse_precision(a.precision);
   const int batch = opt.batch_size > 0 ? opt.batch_size : config.train.batch_size;
   const int pool_images = batch * (a.pool_batches > 0 ? a.pool_batches : (a.data.empty() ? 4 : 16));
   const fer::bench::InputPool pool =
@@ -110,6 +112,10 @@ void add_bench(CLI::App& app) {
                 "Also time every layer's forward and backward pass (in model order, with share and GFLOP/s)");
   cmd->add_flag("!--no-inference", a->options.inference, "Skip the inference measurement");
   cmd->add_option("--json", a->json, "Write every number to this JSON file");
+  cmd->add_option("--precision", a->precision,
+                  "fp32, tf32 (CUDA) or bf16 (default: the config's [train] precision, else the device's: "
+                  "tf32 on CUDA, fp32 on the CPU)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   cmd->add_option("--data", a->data,
                   "Benchmark on real data (FER2013 CSV or image folders) instead of synthetic images");
   cmd->add_option("--pool-batches", a->pool_batches,

@@ -15,6 +15,7 @@
 namespace {
 
 struct EvalArgs {
+  std::string precision;  // empty: the device's default (fp32 on the CPU, tf32 on CUDA)
   std::string config, checkpoint, data, split = "test", device;
   int batch_size = 0;
 };
@@ -33,6 +34,9 @@ void add_eval(CLI::App& app) {
   auto* data = cmd->add_option("--data", a->data, "FER2013 CSV or image-folder root (default: the config's [data] path)");
   cmd->add_option("--split", a->split, "test (the config's validation_usage) or train")
       ->check(CLI::IsMember({"test", "train"}));
+  cmd->add_option("--precision", a->precision,
+                  "fp32, tf32 (CUDA) or bf16 for the forward passes (default: the device's: tf32 on CUDA, fp32 on the CPU)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   auto* device = cmd->add_option("--device", a->device, "cuda or cpu (default: cuda when a GPU is present)")
                      ->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->add_option("--batch-size", a->batch_size, "Batch size (default: the config's)");
@@ -56,9 +60,11 @@ void add_eval(CLI::App& app) {
     const int batch = int(std::min<int64_t>(a->batch_size > 0 ? a->batch_size : model.config.train.batch_size,
                                             int64_t(rows.size())));
     std::string notice;
-    auto backend = make_backend(*device ? a->device : "", &notice);
+    const std::optional<fer::Precision> precision =
+        a->precision.empty() ? std::nullopt : fer::parse_precision(a->precision);
+    auto backend = make_backend(*device ? a->device : "", &notice, precision);
     std::printf("%s\n", notice.c_str());
-    place_model(model, backend, batch, int(int64_t(rows.size()) % batch));
+    place_model(model, backend, batch, int(int64_t(rows.size()) % batch), precision);
     const EvalOutput ev = evaluate_rows(*model.graph, ds, rows, true, false);
     const std::vector<std::string>& names = model.class_names;
     const ConfusionMatrix cm = ev.confusion(model.graph->classes());

@@ -23,6 +23,7 @@
 namespace {
 
 struct PredictArgs {
+  std::string precision;  // empty: the device's default (fp32 on the CPU, tf32 on CUDA)
   std::string checkpoint, csv, device;
   std::vector<std::string> images;
   bool json = false;
@@ -113,6 +114,9 @@ void add_predict(CLI::App& app) {
   cmd->add_option("images", a->images, "Face images (PNG, JPEG, BMP, PGM); any size, colour is converted to gray");
   auto* csv = cmd->add_option("--csv", a->csv, "A Kaggle-layout CSV (emotion,pixels,Usage or pixels only)");
   cmd->add_flag("--json", a->json, "Print JSON instead of text");
+  cmd->add_option("--precision", a->precision,
+                  "fp32, tf32 (CUDA) or bf16 for the forward passes (default: the device's: tf32 on CUDA, fp32 on the CPU)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   auto* device = cmd->add_option("--device", a->device, "cuda or cpu (default: cuda when a GPU is present)")
                      ->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->add_option("--batch-size", a->batch_size, "Images per forward pass")->check(CLI::PositiveNumber);
@@ -169,9 +173,11 @@ void add_predict(CLI::App& app) {
     if (ds.size() > 0) {
       const int batch = int(std::min<int64_t>(a->batch_size, ds.size()));
       std::string notice;
-      auto backend = make_backend(*device ? a->device : "", &notice);
+      const std::optional<fer::Precision> precision =
+          a->precision.empty() ? std::nullopt : fer::parse_precision(a->precision);
+      auto backend = make_backend(*device ? a->device : "", &notice, precision);
       if (!a->json) std::printf("%s\n", notice.c_str());
-      place_model(model, backend, batch, int(ds.size() % batch));
+      place_model(model, backend, batch, int(ds.size() % batch), precision);
       ev = evaluate_rows(*model.graph, ds, rows, false, true);
     }
     const auto& names = model.class_names;

@@ -1,5 +1,5 @@
 // fer_gpu train CONFIG [--data PATH] [--device cuda|cpu] [--epochs N] [--batch-size B] [--seed S]
-//                      [--out DIR] [--resume DIR] [--resident auto|on|off]
+//                      [--out DIR] [--resume DIR] [--resident auto|on|off] [--precision fp32|tf32|bf16]
 // Trains a model config; command-line values override the config's. Ctrl-C finishes the current
 // step, writes last.ckpt and exits with status 130; a second Ctrl-C quits at once (checkpoints are
 // written atomically, so that never leaves a torn file). A diverged run (NaN/Inf loss) exits 1.
@@ -50,7 +50,7 @@ class InterruptGuard {
 
 struct TrainArgs {
   std::string config;
-  std::string data, device, out, resume, resident;
+  std::string data, device, out, resume, resident, precision;
   int epochs = 0, batch_size = 0;
   int64_t seed = -1;
 };
@@ -71,6 +71,11 @@ void add_train(CLI::App& app) {
                                    "Hold the images in device memory and gather batches there: on, off, or auto "
                                    "(CUDA when they fit; overrides [data] resident)")
                        ->check(CLI::IsMember({"auto", "on", "off"}));
+  auto* precision = cmd->add_option("--precision", a->precision,
+                                    "Numeric mode of convolutions and dense layers: fp32, tf32 (CUDA; its default) or "
+                                    "bf16 (bf16 operands, FP32 accumulation and master weights). Default: a resumed "
+                                    "run's, else [train] precision, else the device's")
+                        ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   cmd->callback([=] {
     fer::training::TrainRequest req;
     req.config_path = a->config;
@@ -82,6 +87,7 @@ void add_train(CLI::App& app) {
     if (*out) req.out_dir = a->out;
     if (*resume) req.resume = a->resume;
     if (*resident) req.resident = a->resident;
+    if (*precision) req.precision = a->precision;
     fer::training::Trainer trainer(req);
     fer::training::TrainResult result;
     {

@@ -2,6 +2,7 @@
 """Comparison tables (markdown) from the JSON files a bench suite run leaves in one folder:
 
   fer_<config>.json     fer_gpu bench --json   (results per device: cpu and/or cuda)
+  fer_bf16_<config>.json  the same with --precision bf16 (a "fer_gpu <device> bf16" column)
   fer_run_<config>.json a whole `fer_gpu train` run, written by bench/gpu_bench.sh
                         ({"device", "epochs", "wall_s", "final_val_accuracy", "best_val_accuracy"})
   torch_<config>.json   bench/peers/torch_peer.py --json   (results per mode, optional whole runs)
@@ -51,9 +52,10 @@ def main():
     key = "%s_images_per_s" % args.metric
     configs = args.configs.split(",")
 
-    fer, peers = {}, {}
+    fer, fer_bf16, peers = {}, {}, {}
     for c in configs:
         fer[c] = load(os.path.join(args.workdir, "fer_%s.json" % c))
+        fer_bf16[c] = load(os.path.join(args.workdir, "fer_bf16_%s.json" % c))
         for peer, _ in PEER_ORDER:
             d = load(os.path.join(args.workdir, "%s_%s.json" % (peer, c)))
             if d and (not args.peer_device or d.get("device") == args.peer_device):
@@ -67,12 +69,17 @@ def main():
             if any(any(r.get("mode") == m for r in d.get("results", [])) for (p, _), d in peers.items() if p == peer):
                 columns.append((peer, m))
 
+    with_bf16 = any(fer_bf16.values())
     head = ["model", "GFLOP/step"] + ["fer_gpu %s%s" % (d, " (tf32)" if d == "cuda" else "") for d in fer_devices]
+    if with_bf16:
+        head.append("fer_gpu %s bf16" % args.fer_device)
     both = len(fer_devices) == 2
     if both:
         head.append("GPU/CPU")
     head += ["%s %s" % (PEER_NAMES[p], m) for p, m in columns]
     head += ["fer_gpu %s / best peer" % args.fer_device]
+    if with_bf16:
+        head.append("fer_gpu bf16 / PyTorch bf16")
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for c in configs:
@@ -95,10 +102,20 @@ def main():
             cells.append(fmt(v, b))
         row.append("%.1f" % gflop if gflop else "-")
         row += cells
+        mine_bf16 = 0.0
+        if with_bf16:
+            v = b = 0.0
+            for r in (fer_bf16[c] or {}).get("results", []):
+                if r["device"] == args.fer_device:
+                    v = r[key]["median"]
+                    b = r[key]["max"] if args.show_best else 0.0
+            mine_bf16 = v
+            row.append(fmt(v, b))
         if both:
             g, c_ = by_device.get("cuda", 0), by_device.get("cpu", 0)
             row.append("%.1fx" % (g / c_) if g and c_ else "-")
         best = 0.0
+        torch_bf16 = 0.0
         for p, m in columns:
             v = b = 0.0
             d = peers.get((p, c))
@@ -106,9 +123,14 @@ def main():
                 if r.get("mode") == m and key in r:
                     v = r[key]["median"]
                     b = r[key]["max"] if args.show_best else 0.0
-            best = max(best, v)
+            if not (with_bf16 and "bf16" in m):  # with a bf16 column, bf16 is compared with bf16
+                best = max(best, v)
+            if p == "torch" and m == "bf16":
+                torch_bf16 = v
             row.append(fmt(v, b))
         row.append("%.2fx" % (mine / best) if mine and best else "-")
+        if with_bf16:
+            row.append("%.2fx" % (mine_bf16 / torch_bf16) if mine_bf16 and torch_bf16 else "-")
         print("| " + " | ".join(row) + " |")
 
     runs = []

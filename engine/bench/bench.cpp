@@ -121,10 +121,10 @@ class TimingObserver final : public LayerObserver {
 class Runner {
  public:
   Runner(const models::RunConfig& config, std::shared_ptr<Backend> backend, const InputPool& pool,
-         int batch, uint64_t seed)
+         int batch, uint64_t seed, Precision precision)
       : backend_(std::move(backend)), pool_(pool), batch_(batch) {
     graph_ = models::build_graph(config);
-    graph_->plan(backend_, batch_);
+    graph_->plan(backend_, batch_, {}, precision);
     graph_->initialize(seed);
     optimizer_ = std::make_unique<Optimizer>(backend_, graph_->param_layout(), config.train.optimizer);
     optim_name_ = config.train.optimizer.kind == OptimizerConfig::Kind::adam ? "optim/adam" : "optim/sgd";
@@ -328,10 +328,18 @@ DeviceResult run_benchmark(const models::RunConfig& config, DeviceKind kind, con
 
   // Free device memory before the backend exists (this creates the CUDA context).
   const size_t free_before = gpu ? gpu_free_bytes() : 0;
-  std::shared_ptr<Backend> backend = gpu ? std::shared_ptr<Backend>(make_cuda_backend(0))
+  // The precision: --precision, else the config's [train] precision, else the device's default.
+  const std::optional<Precision> asked = options.precision ? options.precision : config.train.precision;
+  BackendOptions backend_options;
+  backend_options.allow_tf32 = asked != Precision::fp32;
+  std::shared_ptr<Backend> backend = gpu ? std::shared_ptr<Backend>(make_cuda_backend(0, backend_options))
                                          : std::shared_ptr<Backend>(make_cpu_backend());
   r.description = backend->description();
-  r.math = "fp32";
+  const Precision precision = asked.value_or(backend->default_precision());
+  if (const std::string why = backend->precision_unsupported(precision); !why.empty()) {
+    throw UserError(std::string("precision ") + precision_name(precision) + " on " + r.device + ": " + why);
+  }
+  r.math = precision_name(precision);
   if (gpu) {
     GpuInfo info;
     std::string why;
@@ -340,16 +348,15 @@ DeviceResult run_benchmark(const models::RunConfig& config, DeviceKind kind, con
                    ", driver " + info.driver + ", runtime " + info.runtime + ")";
       r.peak = gpu_peak(info);
     }
-#if FER_HAVE_CUDA
-    if (auto* cuda = dynamic_cast<CudaBackend*>(backend.get()); cuda && cuda->tf32_enabled()) r.math = "tf32";
-#endif
   } else {
     const CpuInfo info = cpu_info(true);
     r.hardware = info.model + " (" + std::to_string(info.threads_used) + " threads, " +
                  std::to_string(info.physical_cores) + " cores, " + info.simd + ")";
     r.peak = cpu_peak(info);
   }
-  r.peak_gflops = (r.math == "tf32" && r.peak.tf32_gflops > 0) ? r.peak.tf32_gflops : r.peak.fp32_gflops;
+  r.peak_gflops = (precision == Precision::tf32 && r.peak.tf32_gflops > 0)   ? r.peak.tf32_gflops
+                  : (precision == Precision::bf16 && r.peak.bf16_gflops > 0) ? r.peak.bf16_gflops
+                                                                             : r.peak.fp32_gflops;
 
   InputPool sized = pool;  // the pool must hold at least one batch: repeat it if it is smaller
   if (sized.images < r.batch) {
@@ -365,7 +372,7 @@ DeviceResult run_benchmark(const models::RunConfig& config, DeviceKind kind, con
   }
 
   {
-    Runner run(config, backend, sized, r.batch, options.seed);
+    Runner run(config, backend, sized, r.batch, options.seed, precision);
     Graph& g = run.graph();
     for (int i = 0; i < g.num_layers(); ++i) {
       r.step_flops += g.layer(i).forward_flops(r.batch) + g.layer(i).backward_flops(r.batch);

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,9 @@ struct BenchOptions {
   bool layers = false;  // per-layer profile (timed over `steps` further steps)
   bool inference = true;
   uint64_t seed = 1;
+  // Numeric mode (engine/precision.h); nullopt: the config's [train] precision, else the device's
+  // default. A precision the device cannot run is a UserError.
+  std::optional<Precision> precision;
 };
 
 // The batches a benchmark cycles through, in host memory (uploaded to the device once).
@@ -70,7 +74,7 @@ struct DeviceResult {
   std::string device;        // "cpu" or "cuda"
   std::string description;   // the backend's own description
   std::string hardware;      // CPU model / GPU name
-  std::string math;          // "fp32" or "tf32" (convolutions and GEMMs)
+  std::string math;          // the plan's precision: "fp32", "tf32" or "bf16" (convolutions and GEMMs)
   int batch = 0, warmup = 0, steps = 0, repeats = 0;
   Stats train_images_per_s, train_step_ms, infer_images_per_s;
   double final_loss = 0;     // mean loss of the last timed repeat (finite: sanity)

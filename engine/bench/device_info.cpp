@@ -13,6 +13,8 @@
 #include <sstream>
 #include <utility>
 
+#include "kernels/cpu/bf16.h"
+
 #if FER_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #endif
@@ -165,6 +167,19 @@ PeakRate cpu_peak(const CpuInfo& info) {
                                            fixed(info.nominal_ghz, 2) + " GHz)"
                                      : std::string("nominal, turbo not measured")) +
               ")";
+  // bf16: AMX-BF16 tiles do 1024 bf16 FLOP per cycle per core (Intel's figure for Sapphire
+  // Rapids' TMUL); AVX512-BF16's VDPBF16PS does two multiply-adds per FP32 lane where an FMA does
+  // one, at the FMA's issue rate: twice the FP32 rate.
+  const auto& bf16 = kernels::cpu::cpu_bf16_support();
+  if (bf16.amx_bf16) {
+    p.bf16_gflops = cores * info.ghz * 1024;
+    p.formula += "; bf16: " + std::to_string(cores) + " cores x " + fixed(info.ghz, 2) +
+                 " GHz x 1024 AMX-BF16 FLOP/cycle/core = " + fixed(p.bf16_gflops, 1) + " GFLOP/s";
+  } else if (bf16.avx512_bf16) {
+    p.bf16_gflops = 2 * p.fp32_gflops;
+    p.formula += "; bf16: 2 x the FP32 rate (AVX512-BF16 VDPBF16PS: 2 multiply-adds per FP32 lane) = " +
+                 fixed(p.bf16_gflops, 1) + " GFLOP/s";
+  }
   return p;
 }
 

@@ -58,6 +58,11 @@ class CudaBackend final : public Backend {
   // Whether TF32 math is actually in use (allowed by the options and supported by the device).
   bool tf32_enabled() const;
   const BackendOptions& options() const;
+  // Precision (engine/precision.h; defined in cuda_precision.cpp): tf32 when TF32 is enabled,
+  // else fp32; fp32 and tf32 are fixed when the backend is made (BackendOptions::allow_tf32), bf16
+  // is refused (not implemented on CUDA yet).
+  Precision default_precision() const override;
+  std::string precision_unsupported(Precision p) const override;
 
   // allocate: cudaMalloc (at least 256 bytes, so never null); out of memory throws DeviceError
   // with the bytes asked for and the bytes free. deallocate: cudaFree (synchronises the device).

@@ -97,10 +97,11 @@ LoadedModel load_model(const std::string& checkpoint_path, const std::string& co
   return m;
 }
 
-void place_model(LoadedModel& model, std::shared_ptr<Backend> backend, int batch, int tail) {
+void place_model(LoadedModel& model, std::shared_ptr<Backend> backend, int batch, int tail,
+                 std::optional<Precision> precision) {
   std::vector<int> other;
   if (tail > 0 && tail < batch) other.push_back(tail);
-  model.graph->plan(std::move(backend), batch, other);
+  model.graph->plan(std::move(backend), batch, other, precision);
   model.graph->upload_params(model.checkpoint.params);
   model.graph->upload_state(model.checkpoint.state);
 }

@@ -53,6 +53,8 @@ LoadedModel load_model(const std::string& checkpoint_path, const std::string& co
 
 // Plans the graph for batches of up to `batch` images (and `tail`, the last partial batch) on
 // the backend and uploads the checkpoint's weights and BN statistics.
-void place_model(LoadedModel& model, std::shared_ptr<Backend> backend, int batch, int tail);
+// precision: the plan's (engine/precision.h); nullopt: the backend's default.
+void place_model(LoadedModel& model, std::shared_ptr<Backend> backend, int batch, int tail,
+                 std::optional<Precision> precision = std::nullopt);
 
 }  // namespace fer::training

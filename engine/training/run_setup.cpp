@@ -112,7 +112,8 @@ std::vector<std::string> class_names_of(const models::RunConfig& config) {
   return names;
 }
 
-std::shared_ptr<Backend> make_backend(const std::string& requested, std::string* notice) {
+std::shared_ptr<Backend> make_backend(const std::string& requested, std::string* notice,
+                                      std::optional<Precision> precision) {
   if (!requested.empty() && requested != "cpu" && requested != "cuda") {
     throw UserError("--device " + requested + ": expected cuda or cpu");
   }
@@ -127,7 +128,9 @@ std::shared_ptr<Backend> make_backend(const std::string& requested, std::string*
     throw UserError("--device cuda: no usable CUDA device (" + why + "); use --device cpu");
   }
   if (have_cuda) {
-    std::shared_ptr<Backend> be = make_cuda_backend(0);
+    BackendOptions options;
+    options.allow_tf32 = precision != Precision::fp32;
+    std::shared_ptr<Backend> be = make_cuda_backend(0, options);
     if (notice) *notice = "device: " + be->description();
     return be;
   }

@@ -47,7 +47,10 @@ std::vector<std::string> class_names_of(const models::RunConfig& config);
 // ---- device ----
 // "cpu", "cuda" or empty (auto: cuda when a device answers, else cpu). *notice receives the
 // one-line notice to print. Throws UserError for an unknown name or cuda without a device.
-std::shared_ptr<Backend> make_backend(const std::string& requested, std::string* notice);
+// precision: the run's (fp32 makes the CUDA backend without TF32 math; the caller checks the
+// backend can do it with precision_unsupported).
+std::shared_ptr<Backend> make_backend(const std::string& requested, std::string* notice,
+                                      std::optional<Precision> precision = std::nullopt);
 
 // ---- config text ----
 struct ConfigOverride {

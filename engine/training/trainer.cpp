@@ -79,6 +79,7 @@ struct Trainer::Impl {
   loaders::Dataset data;
   std::vector<std::string> class_names;
   std::shared_ptr<Backend> backend;
+  std::optional<Precision> precision;  // nullopt: the device's default
   std::string device_description;
   std::unique_ptr<Graph> graph;
   uint64_t arch_hash = 0;
@@ -155,11 +156,6 @@ void Trainer::Impl::prepare() {
   // ---- config ----
   config = models::load_run_config(req.config_path);
 
-  // ---- device (early: a missing GPU is reported before anything slow) ----
-  std::string notice;
-  backend = make_backend(req.device ? *req.device : "", &notice);
-  device_description = backend->description();
-
   // ---- checkpoint to resume from ----
   Checkpoint ckpt;
   std::string ckpt_path;
@@ -180,6 +176,29 @@ void Trainer::Impl::prepare() {
     ckpt = read_checkpoint(ckpt_path);
     resumed = true;
     resumed_from = ckpt_path;
+  }
+
+  // ---- precision: --precision, else the resumed run's, else the config's, else the device's ----
+  if (req.precision) {
+    precision = parse_precision(*req.precision);
+    if (!precision) throw UserError("--precision must be fp32, tf32 or bf16, not '" + *req.precision + "'");
+  } else if (resumed) {
+    precision = models::parse_run_config(ckpt.config_text, ckpt_path).train.precision;
+  } else {
+    precision = config.train.precision;
+  }
+
+  // ---- device (before the data: a missing GPU or an impossible precision is reported before
+  // anything slow) ----
+  std::string notice;
+  backend = make_backend(req.device ? *req.device : "", &notice, precision);
+  device_description = backend->description();
+  {
+    const Precision p = precision.value_or(backend->default_precision());
+    if (const std::string why = backend->precision_unsupported(p); !why.empty()) {
+      throw UserError(std::string("precision ") + precision_name(p) + ": " + why);
+    }
+    notice += "; precision " + std::string(precision_name(p));
   }
 
   // ---- the model, and whether the checkpoint belongs to it (before the data: loading the full
@@ -255,6 +274,11 @@ void Trainer::Impl::prepare() {
   if (batch_size != config.train.batch_size) overrides.push_back({"train", "batch_size", std::to_string(batch_size)});
   if (req.seed) overrides.push_back({"train", "seed", std::to_string(seed)});
   if (data_choice.path != config.data.path) overrides.push_back({"data", "path", toml_string(data_choice.path)});
+  // Written when it differs from the config's, so the run directory and its checkpoints carry it
+  // and a resume keeps it.
+  if (precision && precision != config.train.precision) {
+    overrides.push_back({"train", "precision", toml_string(precision_name(*precision))});
+  }
   resolved_text = apply_config_overrides(config.source_text, req.config_path, overrides);
   if (!overrides.empty()) {
     std::string note = "# Resolved by fer_gpu train from " + req.config_path + " with";
@@ -273,7 +297,7 @@ void Trainer::Impl::prepare() {
   const int train_tail = int(train_rows % batch_size);
   if (!config.train.drop_last && train_tail) other_batches.push_back(train_tail);
   const int max_batch = int(std::min<int64_t>(batch_size, std::max<int64_t>(train_rows, int64_t(data.validation_rows.size()))));
-  graph->plan(backend, std::max(1, max_batch), other_batches);
+  graph->plan(backend, std::max(1, max_batch), other_batches, precision);
   optimizer = std::make_unique<Optimizer>(backend, graph->param_layout(), config.train.optimizer);
 
   // ---- where the images live during training: the backend's memory or the batch stream ----

@@ -49,6 +49,9 @@ struct TrainRequest {
   std::optional<std::string> out_dir;    // --out (default runs/<config-stem>-<timestamp>)
   std::optional<std::string> resume;     // --resume: a run directory or a .ckpt file
   std::optional<std::string> resident;   // --resident auto|on|off (default: the config's [data] resident)
+  // --precision fp32|tf32|bf16 (engine/precision.h); default: a resumed run's own, else the
+  // config's [train] precision, else the device's default (tf32 on CUDA, fp32 on the CPU).
+  std::optional<std::string> precision;
 
   std::FILE* out = stdout;               // progress and messages; null: silent
   std::optional<bool> tty;               // default: whether stdout is a terminal (out == stdout)

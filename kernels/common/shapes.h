@@ -7,6 +7,13 @@ namespace fer::kernels {
 enum class Act : int { linear = 0, relu = 1, softmax = 2 };
 enum class PoolMode : int { max = 0, average = 1 };
 
+// Element type of the operands of a matrix op (convolution, dense). f32: FP32 operands (on CUDA
+// TF32 when the backend enables it). bf16: the activations, weights and output gradients are
+// rounded to bfloat16 (8 significand bits) at the op and the products accumulate in FP32; the
+// op's inputs and outputs stay FP32 buffers, so everything around it (BN statistics, loss,
+// optimizer, master weights) is FP32. Chosen once per plan (engine/precision.h).
+enum class MathType : int { f32 = 0, bf16 = 1 };
+
 // Convolution of x[n, h, w, c] with weights w[k, kh, kw, c] (OHWI, cuDNN's NHWC filter layout)
 // plus bias[k], giving y[n, oh, ow, k]. pad_top/pad_left are the leading zero rows/columns
 // (TensorFlow "same" puts the odd one at the bottom/right).
@@ -16,6 +23,7 @@ struct ConvShape {
   int stride_h = 1, stride_w = 1;
   int pad_top = 0, pad_left = 0;
   int oh = 0, ow = 0;
+  MathType math = MathType::f32;
   int64_t x_size() const { return int64_t(n) * h * w * c; }
   int64_t y_size() const { return int64_t(n) * oh * ow * k; }
   int64_t w_size() const { return int64_t(k) * kh * kw * c; }
@@ -25,6 +33,7 @@ struct ConvShape {
 // Dense: y[n, out] = x[n, in] * w[in, out] + b[out] (Keras' kernel layout).
 struct DenseShape {
   int n = 0, in = 0, out = 0;
+  MathType math = MathType::f32;
   int64_t flops() const { return 2LL * n * in * out; }
 };
 

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/cpu/bf16.h"
 #include "kernels/cpu/conv2d_c1.h"
 #include "kernels/cpu/conv2d_onednn.h"
 #include "kernels/cpu/gemm.h"
@@ -171,6 +172,52 @@ bool use_onednn_forward(const ConvShape& s) {
 bool use_onednn_backward(const ConvShape& s) {
   return conv_impl() != ConvImpl::im2col && onednn::compiled() && onednn::backward_supported(s);
 }
+// MathType::bf16 on oneDNN's bf16 primitives (the setting's conv implementation is for FP32).
+bool use_native_bf16_forward(const ConvShape& s) {
+  return bf16_native_enabled() && onednn::compiled() && onednn::forward_supported(s);
+}
+bool use_native_bf16_backward(const ConvShape& s) {
+  return bf16_native_enabled() && onednn::compiled() && onednn::backward_supported(s);
+}
+
+ConvShape as_f32(const ConvShape& s) {
+  ConvShape f = s;
+  f.math = MathType::f32;
+  return f;
+}
+
+// Emulated bf16 (bf16.h): the operands rounded to bf16 into FP32 copies at the start of the
+// workspace, [x][w][dy], then the FP32 convolution with the rest of the workspace.
+constexpr size_t kCopyAlign = 64;
+size_t copy_bytes(int64_t floats) {
+  return (size_t(floats) * sizeof(float) + kCopyAlign - 1) / kCopyAlign * kCopyAlign;
+}
+size_t emulated_bf16_workspace_bytes(const ConvShape& s) {
+  return copy_bytes(s.x_size()) + copy_bytes(s.w_size()) + copy_bytes(s.y_size()) +
+         conv2d_workspace_bytes(as_f32(s));
+}
+void emulated_bf16_forward(const ConvShape& s, const float* x, const float* w, const float* b,
+                           float* y, void* workspace) {
+  char* ws = static_cast<char*>(workspace);
+  float* xr = reinterpret_cast<float*>(ws);
+  float* wr = reinterpret_cast<float*>(ws + copy_bytes(s.x_size()));
+  void* rest = ws + copy_bytes(s.x_size()) + copy_bytes(s.w_size()) + copy_bytes(s.y_size());
+  round_to_bf16(x, xr, s.x_size());
+  round_to_bf16(w, wr, s.w_size());
+  conv2d_forward(as_f32(s), xr, wr, b, y, rest);
+}
+void emulated_bf16_backward(const ConvShape& s, const float* x, const float* w, const float* dy,
+                            float* dx, float* dw, float* db, void* workspace) {
+  char* ws = static_cast<char*>(workspace);
+  float* xr = reinterpret_cast<float*>(ws);
+  float* wr = reinterpret_cast<float*>(ws + copy_bytes(s.x_size()));
+  float* dyr = reinterpret_cast<float*>(ws + copy_bytes(s.x_size()) + copy_bytes(s.w_size()));
+  void* rest = ws + copy_bytes(s.x_size()) + copy_bytes(s.w_size()) + copy_bytes(s.y_size());
+  round_to_bf16(x, xr, s.x_size());
+  if (dx) round_to_bf16(w, wr, s.w_size());
+  round_to_bf16(dy, dyr, s.y_size());
+  conv2d_backward(as_f32(s), xr, wr, dyr, dx, dw, db, rest);
+}
 bool use_c1_backward(const ConvShape& s) {
   return conv_impl() == ConvImpl::automatic && c1::supported(s);
 }
@@ -194,14 +241,21 @@ const char* conv_impl_name(ConvImpl impl) {
 }
 bool conv_onednn_compiled() { return onednn::compiled(); }
 const char* conv_forward_impl_for(const ConvShape& s) {
+  if (s.math == MathType::bf16) return use_native_bf16_forward(s) ? "onednn-bf16" : "bf16-emulated";
   return use_onednn_forward(s) ? "onednn" : "im2col";
 }
 const char* conv_backward_impl_for(const ConvShape& s) {
+  if (s.math == MathType::bf16) return use_native_bf16_backward(s) ? "onednn-bf16" : "bf16-emulated";
   if (use_c1_backward(s)) return "c1";
   return use_onednn_backward(s) ? "onednn" : "im2col";
 }
 
 size_t conv2d_workspace_bytes(const ConvShape& s) {
+  if (s.math == MathType::bf16) {
+    // Either path may run (set_bf16_impl may change between the query and the call).
+    const size_t emulated = emulated_bf16_workspace_bytes(s);
+    return onednn::compiled() ? std::max(emulated, onednn::workspace_bytes(s)) : emulated;
+  }
   const size_t im2col = im2col_workspace_bytes(s);
   if (!onednn::compiled()) return im2col;
   return std::max(im2col, onednn::workspace_bytes(s));
@@ -209,6 +263,14 @@ size_t conv2d_workspace_bytes(const ConvShape& s) {
 
 void conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y,
                     void* workspace) {
+  if (s.math == MathType::bf16) {
+    if (use_native_bf16_forward(s)) {
+      onednn::forward(s, x, w, b, y, workspace);
+    } else {
+      emulated_bf16_forward(s, x, w, b, y, workspace);
+    }
+    return;
+  }
   if (use_onednn_forward(s)) {
     onednn::forward(s, x, w, b, y, workspace);
   } else {
@@ -218,6 +280,14 @@ void conv2d_forward(const ConvShape& s, const float* x, const float* w, const fl
 
 void conv2d_backward(const ConvShape& s, const float* x, const float* w, const float* dy, float* dx,
                      float* dw, float* db, void* workspace) {
+  if (s.math == MathType::bf16) {
+    if (use_native_bf16_backward(s)) {
+      onednn::backward(s, x, w, dy, dx, dw, db, workspace);
+    } else {
+      emulated_bf16_backward(s, x, w, dy, dx, dw, db, workspace);
+    }
+    return;
+  }
   if (use_c1_backward(s)) {
     c1::backward(s, x, w, dy, dx, dw, db);
   } else if (use_onednn_backward(s)) {

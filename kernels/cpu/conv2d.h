@@ -12,6 +12,10 @@
 // (kernels/cpu/conv2d_onednn.h; built when CMake finds oneDNN), and a backward kernel for one
 // input channel (kernels/cpu/conv2d_c1.h; AVX-512 builds). ConvImpl picks among them;
 // docs/cpu_performance.md has the measurements behind the default.
+//
+// s.math == MathType::bf16: oneDNN's bf16 primitives on CPUs with bf16 instructions, else the
+// FP32 path (above) on operands rounded to bf16 (bf16.h: same numbers, slower); ConvImpl applies
+// to the FP32 path only.
 #include <cstddef>
 
 #include "kernels/common/shapes.h"
@@ -34,7 +38,8 @@ const char* conv_impl_name(ConvImpl impl);
 // True when the build has oneDNN.
 bool conv_onednn_compiled();
 // The implementation conv2d_forward / conv2d_backward run for this shape under the current
-// setting: "onednn", "im2col" or (backward only) "c1".
+// setting: "onednn", "im2col" or (backward only) "c1"; for bf16 shapes "onednn-bf16" or
+// "bf16-emulated".
 const char* conv_forward_impl_for(const ConvShape& s);
 const char* conv_backward_impl_for(const ConvShape& s);
 

@@ -7,6 +7,10 @@
 // 2.6 falls back to its reference loops on NHWC, hence the reorders; they move one weight tensor
 // per call, a few percent of the convolution's time at worst.
 //
+// MathType::bf16 shapes (only on CPUs with bf16 instructions, bf16.h): the primitives take bf16
+// x, w and dy, converted into the workspace by reorders planned with the primitives, and write
+// FP32 y, dx, dw and db (FP32 accumulation). Without bf16 hardware they are never "supported".
+//
 // Primitives are built once per ConvShape, on first use (or on the workspace query), and kept for
 // the process: a training step creates nothing. oneDNN's scratchpad is user-managed and lives in
 // the workspace too, so conv2d_workspace_bytes stays the only scratch a convolution needs.

@@ -2,12 +2,17 @@
 
 #include <cstring>
 
+#include "kernels/cpu/dense_bf16.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/parallel.h"
 
 namespace fer::kernels::cpu {
 
 void dense_forward(const DenseShape& s, const float* x, const float* w, const float* b, float* y) {
+  if (s.math == MathType::bf16) {
+    dense_bf16::forward(s, x, w, b, y);
+    return;
+  }
   for (int i = 0; i < s.n; ++i) {
     if (b) {
       std::memcpy(y + int64_t(i) * s.out, b, sizeof(float) * size_t(s.out));
@@ -22,6 +27,10 @@ void dense_forward(const DenseShape& s, const float* x, const float* w, const fl
 
 void dense_backward(const DenseShape& s, const float* x, const float* w, const float* dy, float* dx,
                     float* dw, float* db) {
+  if (s.math == MathType::bf16) {
+    dense_bf16::backward(s, x, w, dy, dx, dw, db);
+    return;
+  }
   if (db) detail::column_sums(dy, s.n, s.out, db);
   if (s.n == 0 || s.out == 0 || s.in == 0) {
     std::memset(dw, 0, sizeof(float) * size_t(s.in) * size_t(s.out));

@@ -1,5 +1,6 @@
 #pragma once
-// Fully connected layer on the CPU: y[n, out] = x[n, in] * w[in, out] + b[out] (OpenBLAS SGEMM).
+// Fully connected layer on the CPU: y[n, out] = x[n, in] * w[in, out] + b[out] (OpenBLAS SGEMM;
+// s.math == MathType::bf16: bf16 operands, FP32 accumulation, kernels/cpu/dense_bf16.h).
 #include "kernels/common/shapes.h"
 
 namespace fer::kernels::cpu {

@@ -52,18 +52,18 @@ class Conv2D final : public Layer {
             {"bias", {s.k}, Init::zeros, true}};
   }
 
-  size_t workspace_bytes(Backend& backend, int batch) const override {
-    return backend.conv2d_workspace_bytes(at_batch(batch));
+  size_t workspace_bytes(Backend& backend, int batch, kernels::MathType math) const override {
+    return backend.conv2d_workspace_bytes(at_batch(batch, math));
   }
 
   void forward(const LayerIO& io) override {
-    const ConvShape s = at_batch(io.batch);
+    const ConvShape s = at_batch(io.batch, io.math);
     io.backend->conv2d_forward(s, io.x, (*io.params)[0], (*io.params)[1], io.y, io.workspace);
     if (act_ != Act::linear) io.backend->activation_forward(act_, s.y_size(), s.k, io.y, io.y);
   }
 
   void backward(const LayerIO& io) override {
-    const ConvShape s = at_batch(io.batch);
+    const ConvShape s = at_batch(io.batch, io.math);
     if (act_ != Act::linear) io.backend->activation_backward(act_, s.y_size(), s.k, io.y, io.dy, io.dy);
     io.backend->conv2d_backward(s, io.x, (*io.params)[0], io.dy, io.dx, (*io.grads)[0],
                                 (*io.grads)[1], io.workspace);
@@ -77,9 +77,10 @@ class Conv2D final : public Layer {
   }
 
  private:
-  ConvShape at_batch(int n) const {
+  ConvShape at_batch(int n, kernels::MathType math = kernels::MathType::f32) const {
     ConvShape s = shape_;
     s.n = n;
+    s.math = math;
     return s;
   }
   int filters_;

@@ -25,7 +25,7 @@ class Dense final : public Layer {
   }
 
   void forward(const LayerIO& io) override {
-    const DenseShape s{io.batch, in_, units_};
+    const DenseShape s{io.batch, in_, units_, io.math};
     io.backend->dense_forward(s, io.x, (*io.params)[0], (*io.params)[1], io.y);
     if (act_ != Act::linear) {
       io.backend->activation_forward(act_, int64_t(io.batch) * units_, units_, io.y, io.y);
@@ -33,7 +33,7 @@ class Dense final : public Layer {
   }
 
   void backward(const LayerIO& io) override {
-    const DenseShape s{io.batch, in_, units_};
+    const DenseShape s{io.batch, in_, units_, io.math};
     if (act_ != Act::linear) {
       io.backend->activation_backward(act_, int64_t(io.batch) * units_, units_, io.y, io.dy, io.dy);
     }
