@@ -84,6 +84,9 @@ FolderListing list_image_folders(const std::string& root_in) {
   FolderListing listing;
   listing.root = root;
   Hasher fp;
+  // Decoded pixels depend on the decoder too: a cache made before EXIF orientation was applied
+  // must not be reused for the same files.
+  fp.add_value(uint64_t(kImageDecodeVersion));
   const struct {
     const char* dir;
     Usage usage;

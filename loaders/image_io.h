@@ -32,6 +32,10 @@ constexpr uint64_t kMaxImageFileBytes = 64ULL << 20;  // 64 MiB per image file
 // may declare a huge image, and each decoder thread would allocate 4 bytes per declared pixel.
 constexpr long long kMaxImagePixels = 89478485;
 
+// Bumped whenever decoding gives different pixels for the same file (part of an image folder's
+// cache key): 2 = EXIF orientation applied.
+constexpr uint32_t kImageDecodeVersion = 2;
+
 // Why an image was refused.
 enum class ImageFault : uint8_t {
   unreadable_file,  // missing, a folder, a broken symbolic link, permission denied, I/O error
