@@ -1,10 +1,14 @@
 // fer_gpu predict --checkpoint FILE IMAGE... | --csv FILE [--json] [--device cuda|cpu]
 // For each face: the top emotion and every class probability. The model is rebuilt from the
-// config the checkpoint carries. Images (PNG, JPEG, BMP, PGM) are read as Keras' load_img does
-// (grayscale, nearest-neighbour resize to the model input); a CSV is a Kaggle-layout file
-// (labelled or "pixels" only); with labels, the accuracy over the file is printed too.
+// config the checkpoint carries. Images (PNG, JPEG, BMP, PGM) are read in grayscale; a photo is
+// searched for faces (loaders/faces.h: box, crop, area resize), while an image of the model's
+// input size, or any image with --no-detect, is taken as one face crop (resized as Keras'
+// load_img does, nearest neighbour); a CSV is a Kaggle-layout file (labelled or "pixels" only);
+// with labels, the accuracy over the file is printed too.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +17,7 @@
 #include "engine/training/evaluate.h"
 #include "engine/training/fileio.h"
 #include "engine/training/run_setup.h"
+#include "loaders/faces.h"
 #include "loaders/image_io.h"
 #include "tools/commands.h"
 
@@ -23,6 +28,18 @@ struct PredictArgs {
   std::vector<std::string> images;
   bool json = false;
   int batch_size = 64;
+  // Faces in photos.
+  bool no_detect = false;
+  double face_margin = fer::loaders::kFaceMargin;
+  std::string annotate_dir;
+};
+
+// Where a prediction row came from: a whole image, or face `face` (1-based) of a photo.
+struct RowSource {
+  std::string path;
+  int face = 0;
+  fer::loaders::FaceBox box;
+  size_t image = 0;  // index into the images kept for --annotate
 };
 
 std::string json_string(const std::string& s) {
@@ -43,13 +60,17 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-// Images as a Dataset of unlabeled rows at the model's input size.
-fer::loaders::Dataset images_as_dataset(const std::vector<std::string>& paths, int h, int w) {
+// Images as a Dataset of unlabeled rows at the model's input size: one row per face crop, one row
+// per face found in a photo (none, and a line in *no_face, when none is found). *kept receives
+// the decoded images when annotating.
+fer::loaders::Dataset images_as_dataset(const PredictArgs& a, int h, int w, std::vector<RowSource>* sources,
+                                        std::vector<std::string>* no_face, std::vector<fer::loaders::GrayImage>* kept) {
+  const std::vector<std::string>& paths = a.images;
   fer::loaders::Dataset d;
   d.height = h;
   d.width = w;
   d.labeled = false;
-  d.pixels.resize(paths.size() * size_t(h) * size_t(w));
+  d.pixels.reserve(paths.size() * size_t(h) * size_t(w));
   for (size_t i = 0; i < paths.size(); ++i) {
     const std::string bytes = fer::training::read_file(paths[i]);
     fer::loaders::GrayImage img;
@@ -58,17 +79,59 @@ fer::loaders::Dataset images_as_dataset(const std::vector<std::string>& paths, i
     } catch (const std::exception& e) {
       throw fer::UserError(paths[i] + ": cannot read the image: " + e.what());
     }
-    uint8_t* dst = d.pixels.data() + i * size_t(h) * size_t(w);
-    if (img.height == h && img.width == w) {
-      std::copy(img.pixels.begin(), img.pixels.end(), dst);
+    std::vector<fer::loaders::FaceCrop> faces;
+    if (a.no_detect || (img.height == h && img.width == w)) {
+      fer::loaders::FaceCrop whole;
+      whole.box = whole.crop = fer::loaders::FaceBox{0, 0, img.width, img.height};
+      whole.pixels.resize(size_t(h) * size_t(w));
+      fer::loaders::resize_nearest(img.pixels.data(), img.height, img.width, whole.pixels.data(), h, w);
+      faces.push_back(std::move(whole));
     } else {
-      fer::loaders::resize_nearest(img.pixels.data(), img.height, img.width, dst, h, w);
+      fer::loaders::FaceFinderOptions options;
+      options.margin = a.face_margin;
+      try {
+        faces = fer::loaders::find_faces(img, h, w, options);
+      } catch (const fer::UserError& e) {
+        throw fer::UserError(paths[i] + " is " + std::to_string(img.width) + "x" + std::to_string(img.height) +
+                             ", not a " + std::to_string(w) + "x" + std::to_string(h) + " face crop: " + e.what());
+      }
+      if (faces.empty()) no_face->push_back(paths[i]);
     }
-    d.labels.push_back(-1);
-    d.fer_ids.push_back(fer::loaders::kNoLabel);
-    d.usage.push_back(fer::loaders::Usage::test);
+    for (size_t f = 0; f < faces.size(); ++f) {
+      d.pixels.insert(d.pixels.end(), faces[f].pixels.begin(), faces[f].pixels.end());
+      d.labels.push_back(-1);
+      d.fer_ids.push_back(fer::loaders::kNoLabel);
+      d.usage.push_back(fer::loaders::Usage::test);
+      const bool photo = !(a.no_detect || (img.height == h && img.width == w));
+      sources->push_back({paths[i], photo ? int(f) + 1 : 0, faces[f].box, kept->size()});
+    }
+    if (!a.annotate_dir.empty()) kept->push_back(std::move(img));
   }
   return d;
+}
+
+// --annotate: each image as DIR/<name>.png with its face boxes and top emotions drawn.
+void write_annotations(const PredictArgs& a, const std::vector<fer::loaders::GrayImage>& kept,
+                       const std::vector<RowSource>& sources, const std::vector<std::string>& labels) {
+  std::error_code ec;
+  std::filesystem::create_directories(a.annotate_dir, ec);
+  if (ec) throw fer::UserError("--annotate " + a.annotate_dir + ": cannot create the folder: " + ec.message());
+  std::set<std::string> used;
+  for (size_t i = 0; i < a.images.size(); ++i) {
+    std::vector<fer::loaders::FaceBox> boxes;
+    std::vector<std::string> texts;
+    for (size_t r = 0; r < sources.size(); ++r) {
+      if (sources[r].image != i) continue;
+      boxes.push_back(sources[r].box);
+      texts.push_back(labels[r]);
+    }
+    // photo.jpg -> photo.png; a second photo.* (another folder) -> photo-2.png.
+    const std::string stem = std::filesystem::path(a.images[i]).stem().string();
+    std::string name = stem + ".png";
+    for (int k = 2; used.count(name); ++k) name = stem + "-" + std::to_string(k) + ".png";
+    used.insert(name);
+    fer::loaders::write_annotated_png((std::filesystem::path(a.annotate_dir) / name).string(), kept[i], boxes, texts);
+  }
 }
 
 // A CSV's rows resized to the model input when it is not 48x48.
@@ -94,6 +157,10 @@ void add_predict(CLI::App& app) {
   auto* device = cmd->add_option("--device", a->device, "cuda or cpu (default: cuda when a GPU is present)")
                      ->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->add_option("--batch-size", a->batch_size, "Images per forward pass")->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-detect", a->no_detect, "Take every image as one face crop (no face detection)");
+  cmd->add_option("--face-margin", a->face_margin, "Margin added around each detected face box, as a fraction of its side")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--annotate", a->annotate_dir, "Write each image with its face boxes and emotions drawn into this folder");
   cmd->callback([=] {
     using namespace fer::training;
     if (a->images.empty() && !*csv) throw fer::UserError("predict needs IMAGE files or --csv FILE");
@@ -104,6 +171,10 @@ void add_predict(CLI::App& app) {
 
     fer::loaders::Dataset ds;
     std::vector<std::string> sources;
+    std::vector<RowSource> faces;
+    std::vector<std::string> no_face;
+    std::vector<fer::loaders::GrayImage> kept;
+    if (!a->annotate_dir.empty() && *csv) throw fer::UserError("--annotate draws on image files, not on --csv rows");
     if (*csv) {
       if (!path_exists(a->csv)) throw fer::UserError("--csv " + a->csv + ": no such file");
       if (is_directory(a->csv)) throw fer::UserError("--csv " + a->csv + ": is a directory, expected a CSV file");
@@ -112,8 +183,20 @@ void add_predict(CLI::App& app) {
       ds = resized(fer::loaders::load_dataset(a->csv, options), h, w);
       for (int64_t r = 0; r < ds.size(); ++r) sources.push_back(a->csv + " row " + std::to_string(r + 1));
     } else {
-      ds = images_as_dataset(a->images, h, w);
-      sources = a->images;
+      ds = images_as_dataset(*a, h, w, &faces, &no_face, &kept);
+      for (const RowSource& f : faces) sources.push_back(f.path);
+    }
+    for (const std::string& path : no_face) {
+      if (!a->json) std::printf("%s: no face found\n", path.c_str());
+    }
+    if (ds.size() == 0 && !no_face.empty()) {
+      if (a->json) {
+        std::printf("{\n  \"checkpoint\": %s,\n  \"predictions\": [],\n  \"no_face\": [", json_string(a->checkpoint).c_str());
+        for (size_t i = 0; i < no_face.size(); ++i) std::printf("%s%s", i ? ", " : "", json_string(no_face[i]).c_str());
+        std::printf("]\n}\n");
+      }
+      if (!a->annotate_dir.empty()) write_annotations(*a, kept, faces, std::vector<std::string>(faces.size()));
+      return;
     }
     if (ds.size() == 0) throw fer::UserError("nothing to predict: no faces were read");
     std::vector<int64_t> rows(size_t(ds.size()));
@@ -136,6 +219,7 @@ void add_predict(CLI::App& app) {
     const auto& names = model.class_names;
     const int k = int(names.size());
     int64_t labelled = 0, right = 0;
+    std::vector<std::string> drawn;  // "happy 0.82" per row, for --annotate
     if (a->json) {
       std::printf("{\n  \"checkpoint\": %s,\n  \"model\": %s,\n  \"classes\": [", json_string(a->checkpoint).c_str(),
                   json_string(model.config.model.name).c_str());
@@ -151,15 +235,28 @@ void add_predict(CLI::App& app) {
         ++labelled;
         right += truth[i] == names[size_t(top)];
       }
+      const RowSource* face = i < faces.size() && faces[i].face > 0 ? &faces[i] : nullptr;
+      char conf[32];
+      std::snprintf(conf, sizeof conf, " %.2f", p[top]);
+      drawn.push_back(names[size_t(top)] + conf);
       if (a->json) {
-        std::printf("    {\"source\": %s, \"top\": %s, \"confidence\": %.6f, ", json_string(sources[i]).c_str(),
-                    json_string(names[size_t(top)]).c_str(), p[top]);
+        std::printf("    {\"source\": %s, ", json_string(sources[i]).c_str());
+        if (face) {
+          std::printf("\"face\": %d, \"box\": {\"x\": %d, \"y\": %d, \"w\": %d, \"h\": %d}, ", face->face, face->box.x,
+                      face->box.y, face->box.width, face->box.height);
+        }
+        std::printf("\"top\": %s, \"confidence\": %.6f, ", json_string(names[size_t(top)]).c_str(), p[top]);
         if (!truth[i].empty()) std::printf("\"label\": %s, ", json_string(truth[i]).c_str());
         std::printf("\"probabilities\": {");
         for (int c = 0; c < k; ++c) std::printf("%s%s: %.6f", c ? ", " : "", json_string(names[size_t(c)]).c_str(), p[c]);
         std::printf("}}%s\n", i + 1 < rows.size() ? "," : "");
       } else {
-        std::printf("%s: %s %.3f", sources[i].c_str(), names[size_t(top)].c_str(), p[top]);
+        std::printf("%s", sources[i].c_str());
+        if (face) {
+          std::printf(" face %d at x %d y %d w %d h %d", face->face, face->box.x, face->box.y, face->box.width,
+                      face->box.height);
+        }
+        std::printf(": %s %.3f", names[size_t(top)].c_str(), p[top]);
         if (!truth[i].empty()) std::printf(" (label %s)", truth[i].c_str());
         std::printf("  [");
         for (int c = 0; c < k; ++c) std::printf("%s%s %.3f", c ? ", " : "", names[size_t(c)].c_str(), p[c]);
@@ -168,6 +265,11 @@ void add_predict(CLI::App& app) {
     }
     if (a->json) {
       std::printf("  ]");
+      if (!no_face.empty()) {
+        std::printf(",\n  \"no_face\": [");
+        for (size_t i = 0; i < no_face.size(); ++i) std::printf("%s%s", i ? ", " : "", json_string(no_face[i]).c_str());
+        std::printf("]");
+      }
       if (labelled) std::printf(",\n  \"labelled\": %lld,\n  \"accuracy\": %.6f", static_cast<long long>(labelled),
                                 double(right) / double(labelled));
       std::printf("\n}\n");
@@ -175,6 +277,7 @@ void add_predict(CLI::App& app) {
       std::printf("accuracy over %lld labelled faces: %.4f\n", static_cast<long long>(labelled),
                   double(right) / double(labelled));
     }
+    if (!a->annotate_dir.empty()) write_annotations(*a, kept, faces, drawn);
   });
 }
 
