@@ -9,6 +9,8 @@
 
 namespace fer {
 
+struct OnnxLayerForm;  // models/onnx_form.h: what a layer adds to an exported ONNX graph
+
 // Per-sample shape: {h, w, c} for feature maps, {features} after Flatten/Dense.
 struct Shape {
   std::vector<int> dims;
@@ -82,6 +84,11 @@ class Layer {
   // The last layer's softmax is fused into the loss: such a layer is told to output logits.
   virtual bool ends_in_softmax() const { return false; }
   virtual void emit_logits() {}
+
+  // The layer's inference form in an exported ONNX graph (see models/onnx_form.h): appends its
+  // nodes and initializers and returns the name of its output tensor. An empty name means the
+  // layer has no ONNX form (the default): export refuses the model, naming the layer.
+  virtual std::string to_onnx(OnnxLayerForm& form) const { return {}; }
 
   virtual int64_t forward_flops(int batch) const { return 0; }
   // Backward usually costs twice the forward (input and parameter gradients).

@@ -1,15 +1,21 @@
-// fer_gpu predict --checkpoint FILE IMAGE... | --csv FILE [--json] [--device cuda|cpu]
+// fer_gpu predict --checkpoint FILE IMAGE... | --csv FILE [--json] [--annotate DIR] [--no-detect] [--device cuda|cpu]
 // For each face: the top emotion and every class probability. The model is rebuilt from the
-// config the checkpoint carries. Images (PNG, JPEG, BMP, PGM) are read as Keras' load_img does
-// (grayscale, nearest-neighbour resize to the model input) after the EXIF orientation is applied
-// (loaders/image_io.h); a CSV is a Kaggle-layout file (labelled or "pixels" only); with labels,
-// the accuracy over the file is printed too.
+// config the checkpoint carries. Images (PNG, JPEG, BMP, PGM) are read in grayscale after their
+// EXIF orientation is applied (loaders/image_io.h); a photo is searched for faces (loaders/faces.h:
+// box, crop, area resize), while an image of the model's input size, or any image with
+// --no-detect, is taken as one face crop (resized as Keras' load_img does, nearest neighbour); a
+// CSV is a Kaggle-layout file (labelled or "pixels" only); with labels, the accuracy over the file
+// is printed too.
 // An image that cannot be read does not stop the others: every readable image is predicted, each
 // unreadable one is reported by path with the reason (stderr, and a "failed" list in --json), and
-// the exit status is 2 when any image failed (0 when all were predicted).
+// the exit status is 2 when any image failed (0 when all were predicted). A photo without a face
+// is said ("no face found", a "no_face" list in --json) and is not a failure.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <set>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +23,7 @@
 #include "engine/training/evaluate.h"
 #include "engine/training/fileio.h"
 #include "engine/training/run_setup.h"
+#include "loaders/faces.h"
 #include "loaders/image_io.h"
 #include "tools/commands.h"
 
@@ -28,6 +35,18 @@ struct PredictArgs {
   std::vector<std::string> images;
   bool json = false;
   int batch_size = 64;
+  // Faces in photos.
+  bool no_detect = false;
+  double face_margin = fer::loaders::kFaceMargin;
+  std::string annotate_dir;
+};
+
+// Where a prediction row came from: a whole image, or face `face` (1-based) of a photo.
+struct RowSource {
+  std::string path;
+  int face = 0;
+  fer::loaders::FaceBox box;
+  size_t image = 0;  // index of the input image (ImageInput) it came from
 };
 
 std::string json_string(const std::string& s) {
@@ -48,27 +67,43 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-// One input image at the model's input size, or why it cannot be used. Everything done to one
-// image happens here (read, orient, convert, resize), so a per-image step (e.g. finding the face)
-// belongs here too and its failure is reported like an unreadable file.
+// One input image, or why it cannot be used. Everything done to one image happens here (read,
+// orient, convert, find the faces or take it as a crop, resize), so a failure to read it is
+// reported like the others and does not stop the run.
 struct ImageInput {
-  std::string source;           // the path as given
-  std::vector<uint8_t> pixels;  // [h, w] when ok()
-  std::string error;            // "PATH: cannot read image: REASON" otherwise
+  std::string source;                          // the path as given
+  std::string error;                           // "PATH: cannot read image: REASON" when unreadable
+  bool photo = false;                          // searched for faces (not taken as one crop)
+  std::vector<fer::loaders::FaceCrop> faces;   // [h, w] crops; empty for a photo without a face
+  fer::loaders::GrayImage image;               // the upright image, kept only for --annotate
   bool ok() const { return error.empty(); }
 };
 
-ImageInput read_input_image(const std::string& path, int h, int w) {
+// Throws fer::UserError only when the face detector itself cannot run (OpenCV or its cascade
+// missing): that is not a property of one image, so it ends the run with the detector's message.
+ImageInput read_input_image(const PredictArgs& a, const std::string& path, int h, int w) {
   ImageInput in;
   in.source = path;
   fer::loaders::GrayImage img;
   if (!fer::loaders::try_read_gray_image(path, &img, &in.error)) return in;
-  in.pixels.resize(size_t(h) * size_t(w));
-  if (img.height == h && img.width == w) {
-    in.pixels = std::move(img.pixels);
+  in.photo = !(a.no_detect || (img.height == h && img.width == w));
+  if (!in.photo) {
+    fer::loaders::FaceCrop whole;
+    whole.box = whole.crop = fer::loaders::FaceBox{0, 0, img.width, img.height};
+    whole.pixels.resize(size_t(h) * size_t(w));
+    fer::loaders::resize_nearest(img.pixels.data(), img.height, img.width, whole.pixels.data(), h, w);
+    in.faces.push_back(std::move(whole));
   } else {
-    fer::loaders::resize_nearest(img.pixels.data(), img.height, img.width, in.pixels.data(), h, w);
+    fer::loaders::FaceFinderOptions options;
+    options.margin = a.face_margin;
+    try {
+      in.faces = fer::loaders::find_faces(img, h, w, options);
+    } catch (const fer::UserError& e) {
+      throw fer::UserError(path + " is " + std::to_string(img.width) + "x" + std::to_string(img.height) + ", not a " +
+                           std::to_string(w) + "x" + std::to_string(h) + " face crop: " + e.what());
+    }
   }
+  if (!a.annotate_dir.empty()) in.image = std::move(img);
   return in;
 }
 
@@ -78,20 +113,52 @@ std::string failed_list(const std::vector<const ImageInput*>& failed) {
   return out;
 }
 
-// The readable inputs as a Dataset of unlabeled rows, in argument order.
-fer::loaders::Dataset images_as_dataset(const std::vector<ImageInput>& inputs, int h, int w) {
+// The faces of the readable inputs as a Dataset of unlabeled rows at the model's input size, in
+// argument order (one row per crop, one per face found in a photo); *sources says where each row
+// came from (RowSource::image indexes `inputs`).
+fer::loaders::Dataset images_as_dataset(const std::vector<ImageInput>& inputs, int h, int w,
+                                        std::vector<RowSource>* sources) {
   fer::loaders::Dataset d;
   d.height = h;
   d.width = w;
   d.labeled = false;
-  for (const ImageInput& in : inputs) {
-    if (!in.ok()) continue;
-    d.pixels.insert(d.pixels.end(), in.pixels.begin(), in.pixels.end());
-    d.labels.push_back(-1);
-    d.fer_ids.push_back(fer::loaders::kNoLabel);
-    d.usage.push_back(fer::loaders::Usage::test);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const ImageInput& in = inputs[i];
+    for (size_t f = 0; f < in.faces.size(); ++f) {
+      d.pixels.insert(d.pixels.end(), in.faces[f].pixels.begin(), in.faces[f].pixels.end());
+      d.labels.push_back(-1);
+      d.fer_ids.push_back(fer::loaders::kNoLabel);
+      d.usage.push_back(fer::loaders::Usage::test);
+      sources->push_back({in.source, in.photo ? int(f) + 1 : 0, in.faces[f].box, i});
+    }
   }
   return d;
+}
+
+// --annotate: each readable image as DIR/<name>.png with its face boxes and top emotions drawn.
+void write_annotations(const PredictArgs& a, const std::vector<ImageInput>& inputs,
+                       const std::vector<RowSource>& sources, const std::vector<std::string>& labels) {
+  std::error_code ec;
+  std::filesystem::create_directories(a.annotate_dir, ec);
+  if (ec) throw fer::UserError("--annotate " + a.annotate_dir + ": cannot create the folder: " + ec.message());
+  std::set<std::string> used;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!inputs[i].ok()) continue;
+    std::vector<fer::loaders::FaceBox> boxes;
+    std::vector<std::string> texts;
+    for (size_t r = 0; r < sources.size(); ++r) {
+      if (sources[r].image != i) continue;
+      boxes.push_back(sources[r].box);
+      texts.push_back(r < labels.size() ? labels[r] : "");
+    }
+    // photo.jpg -> photo.png; a second photo.* (another folder) -> photo-2.png.
+    const std::string stem = std::filesystem::path(inputs[i].source).stem().string();
+    std::string name = stem + ".png";
+    for (int k = 2; used.count(name); ++k) name = stem + "-" + std::to_string(k) + ".png";
+    used.insert(name);
+    fer::loaders::write_annotated_png((std::filesystem::path(a.annotate_dir) / name).string(), inputs[i].image, boxes,
+                                      texts);
+  }
 }
 
 // A CSV's rows resized to the model input when it is not 48x48.
@@ -120,6 +187,10 @@ void add_predict(CLI::App& app) {
   auto* device = cmd->add_option("--device", a->device, "cuda or cpu (default: cuda when a GPU is present)")
                      ->check(CLI::IsMember({"cuda", "cpu"}));
   cmd->add_option("--batch-size", a->batch_size, "Images per forward pass")->check(CLI::PositiveNumber);
+  cmd->add_flag("--no-detect", a->no_detect, "Take every image as one face crop (no face detection)");
+  cmd->add_option("--face-margin", a->face_margin, "Margin added around each detected face box, as a fraction of its side")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--annotate", a->annotate_dir, "Write each image with its face boxes and emotions drawn into this folder");
   cmd->callback([=] {
     using namespace fer::training;
     if (a->images.empty() && !*csv) throw fer::UserError("predict needs IMAGE files or --csv FILE");
@@ -130,8 +201,11 @@ void add_predict(CLI::App& app) {
 
     fer::loaders::Dataset ds;
     std::vector<std::string> sources;
-    std::vector<const ImageInput*> failed;  // unreadable images, in argument order
+    std::vector<RowSource> faces;           // per row, for images
     std::vector<ImageInput> inputs;
+    std::vector<const ImageInput*> failed;  // unreadable images, in argument order
+    std::vector<std::string> no_face;       // photos without a face, in argument order
+    if (!a->annotate_dir.empty() && *csv) throw fer::UserError("--annotate draws on image files, not on --csv rows");
     if (*csv) {
       if (!path_exists(a->csv)) throw fer::UserError("--csv " + a->csv + ": no such file");
       if (is_directory(a->csv)) throw fer::UserError("--csv " + a->csv + ": is a directory, expected a CSV file");
@@ -140,17 +214,19 @@ void add_predict(CLI::App& app) {
       ds = resized(fer::loaders::load_dataset(a->csv, options), h, w);
       for (int64_t r = 0; r < ds.size(); ++r) sources.push_back(a->csv + " row " + std::to_string(r + 1));
     } else {
-      for (const std::string& path : a->images) inputs.push_back(read_input_image(path, h, w));
+      for (const std::string& path : a->images) inputs.push_back(read_input_image(*a, path, h, w));
       for (const ImageInput& in : inputs) {
-        if (in.ok()) {
-          sources.push_back(in.source);
-        } else {
+        if (!in.ok()) {
           failed.push_back(&in);  // reported after the predictions
+        } else if (in.photo && in.faces.empty()) {
+          no_face.push_back(in.source);
+          if (!a->json) std::printf("%s: no face found\n", in.source.c_str());
         }
       }
-      ds = images_as_dataset(inputs, h, w);
+      ds = images_as_dataset(inputs, h, w, &faces);
+      for (const RowSource& f : faces) sources.push_back(f.path);
     }
-    if (ds.size() == 0 && (failed.empty() || !a->json)) {
+    if (ds.size() == 0 && no_face.empty() && (failed.empty() || !a->json)) {
       if (!failed.empty()) {
         throw fer::UserError("nothing to predict: none of the " + std::to_string(failed.size()) +
                              " image(s) could be read:\n  " + failed_list(failed));
@@ -168,7 +244,8 @@ void add_predict(CLI::App& app) {
         truth[r] = id < fer::loaders::kNumFerClasses ? fer::loaders::fer_class_names()[id] : "";
       }
     }
-    // With --json and no readable image there is nothing to run, but the JSON still lists the failures.
+    // With no face to classify (unreadable images, photos without faces) nothing runs, but the
+    // output still lists them.
     EvalOutput ev;
     if (ds.size() > 0) {
       const int batch = int(std::min<int64_t>(a->batch_size, ds.size()));
@@ -183,11 +260,12 @@ void add_predict(CLI::App& app) {
     const auto& names = model.class_names;
     const int k = int(names.size());
     int64_t labelled = 0, right = 0;
+    std::vector<std::string> drawn;  // "happy 0.82" per row, for --annotate
     if (a->json) {
       std::printf("{\n  \"checkpoint\": %s,\n  \"model\": %s,\n  \"classes\": [", json_string(a->checkpoint).c_str(),
                   json_string(model.config.model.name).c_str());
       for (int c = 0; c < k; ++c) std::printf("%s%s", c ? ", " : "", json_string(names[size_t(c)]).c_str());
-      std::printf("],\n  \"predictions\": [\n");
+      std::printf("],\n  \"predictions\": [%s", rows.empty() ? "" : "\n");
     } else {
       std::printf("%s: %s, %zu face(s)\n", a->checkpoint.c_str(), model.config.model.name.c_str(), rows.size());
     }
@@ -198,15 +276,28 @@ void add_predict(CLI::App& app) {
         ++labelled;
         right += truth[i] == names[size_t(top)];
       }
+      const RowSource* face = i < faces.size() && faces[i].face > 0 ? &faces[i] : nullptr;
+      char conf[32];
+      std::snprintf(conf, sizeof conf, " %.2f", p[top]);
+      drawn.push_back(names[size_t(top)] + conf);
       if (a->json) {
-        std::printf("    {\"source\": %s, \"top\": %s, \"confidence\": %.6f, ", json_string(sources[i]).c_str(),
-                    json_string(names[size_t(top)]).c_str(), p[top]);
+        std::printf("    {\"source\": %s, ", json_string(sources[i]).c_str());
+        if (face) {
+          std::printf("\"face\": %d, \"box\": {\"x\": %d, \"y\": %d, \"w\": %d, \"h\": %d}, ", face->face, face->box.x,
+                      face->box.y, face->box.width, face->box.height);
+        }
+        std::printf("\"top\": %s, \"confidence\": %.6f, ", json_string(names[size_t(top)]).c_str(), p[top]);
         if (!truth[i].empty()) std::printf("\"label\": %s, ", json_string(truth[i]).c_str());
         std::printf("\"probabilities\": {");
         for (int c = 0; c < k; ++c) std::printf("%s%s: %.6f", c ? ", " : "", json_string(names[size_t(c)]).c_str(), p[c]);
         std::printf("}}%s\n", i + 1 < rows.size() ? "," : "");
       } else {
-        std::printf("%s: %s %.3f", sources[i].c_str(), names[size_t(top)].c_str(), p[top]);
+        std::printf("%s", sources[i].c_str());
+        if (face) {
+          std::printf(" face %d at x %d y %d w %d h %d", face->face, face->box.x, face->box.y, face->box.width,
+                      face->box.height);
+        }
+        std::printf(": %s %.3f", names[size_t(top)].c_str(), p[top]);
         if (!truth[i].empty()) std::printf(" (label %s)", truth[i].c_str());
         std::printf("  [");
         for (int c = 0; c < k; ++c) std::printf("%s%s %.3f", c ? ", " : "", names[size_t(c)].c_str(), p[c]);
@@ -214,12 +305,17 @@ void add_predict(CLI::App& app) {
       }
     }
     if (a->json) {
-      std::printf("  ],\n  \"failed\": [");
+      std::printf("%s],\n  \"failed\": [", rows.empty() ? "" : "  ");
       for (size_t i = 0; i < failed.size(); ++i) {
         std::printf("%s\n    {\"source\": %s, \"error\": %s}", i ? "," : "", json_string(failed[i]->source).c_str(),
                     json_string(failed[i]->error).c_str());
       }
       std::printf("%s]", failed.empty() ? "" : "\n  ");
+      if (!no_face.empty()) {
+        std::printf(",\n  \"no_face\": [");
+        for (size_t i = 0; i < no_face.size(); ++i) std::printf("%s%s", i ? ", " : "", json_string(no_face[i]).c_str());
+        std::printf("]");
+      }
       if (labelled) std::printf(",\n  \"labelled\": %lld,\n  \"accuracy\": %.6f", static_cast<long long>(labelled),
                                 double(right) / double(labelled));
       std::printf("\n}\n");
@@ -227,6 +323,7 @@ void add_predict(CLI::App& app) {
       std::printf("accuracy over %lld labelled faces: %.4f\n", static_cast<long long>(labelled),
                   double(right) / double(labelled));
     }
+    if (!a->annotate_dir.empty()) write_annotations(*a, inputs, faces, drawn);
     if (!failed.empty()) {
       std::fflush(stdout);
       std::fprintf(stderr, "error: %zu of %zu images could not be read:\n", failed.size(), inputs.size());

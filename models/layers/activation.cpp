@@ -1,5 +1,6 @@
 // Activation: relu, linear or softmax (over the last axis) as a layer of its own.
 #include "models/layers/layer_catalogue.h"
+#include "models/onnx_form.h"
 
 namespace fer::models {
 namespace {
@@ -30,6 +31,9 @@ class Activation final : public Layer {
       io.backend->activation_backward(act_, n, cols_, io.y, io.dy, io.dx);
     }
   }
+  // Relu or Softmax over the channels; linear passes its input on with no node.
+  std::string to_onnx(OnnxLayerForm& f) const override { return f.activation(act_, f.x); }
+
   bool ends_in_softmax() const override { return act_ == Act::softmax; }
   void emit_logits() override { act_ = Act::linear; }
   int64_t forward_flops(int batch) const override { return int64_t(batch) * size_; }

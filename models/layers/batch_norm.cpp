@@ -16,6 +16,7 @@
 
 #include "engine/error.h"
 #include "models/layers/layer_catalogue.h"
+#include "models/onnx_form.h"
 
 namespace fer::models {
 namespace {
@@ -58,6 +59,17 @@ class BatchNorm final : public Layer {
     const BatchNormShape s{int64_t(io.batch) * rows_per_sample_, channels_};
     io.backend->batchnorm_backward(s, io.x, (*io.params)[0], io.dy, io.saved, io.saved + channels_,
                                    io.dx, (*io.grads)[0], (*io.grads)[1]);
+  }
+
+  // Inference BatchNormalization over axis 1 (channels of NCHW, features of [N, features]) with
+  // the moving statistics: y = gamma * (x - mean) / sqrt(var + epsilon) + beta.
+  std::string to_onnx(OnnxLayerForm& f) const override {
+    const std::string gamma = f.initializer("gamma", {channels_}, f.param("gamma"));
+    const std::string beta = f.initializer("beta", {channels_}, f.param("beta"));
+    const std::string mean = f.initializer("moving_mean", {channels_}, f.param("moving_mean"));
+    const std::string var = f.initializer("moving_variance", {channels_}, f.param("moving_variance"));
+    return f.node("BatchNormalization", {f.x, gamma, beta, mean, var}, {OnnxAttribute::real("epsilon", epsilon_)},
+                  "BatchNormalization");
   }
 
   int64_t forward_flops(int batch) const override {

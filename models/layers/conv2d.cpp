@@ -3,6 +3,7 @@
 
 #include "engine/error.h"
 #include "models/layers/layer_catalogue.h"
+#include "models/onnx_form.h"
 
 namespace fer::models {
 namespace {
@@ -67,6 +68,33 @@ class Conv2D final : public Layer {
     if (act_ != Act::linear) io.backend->activation_backward(act_, s.y_size(), s.k, io.y, io.dy, io.dy);
     io.backend->conv2d_backward(s, io.x, (*io.params)[0], io.dy, io.dx, (*io.grads)[0],
                                 (*io.grads)[1], io.workspace);
+  }
+
+  // Conv (OIHW kernel, explicit pads: TensorFlow's "same" puts the odd pixel at the bottom/right)
+  // then the activation.
+  std::string to_onnx(OnnxLayerForm& f) const override {
+    const ConvShape& s = shape_;
+    const std::vector<float> ohwi = f.param("kernel");
+    std::vector<float> oihw(ohwi.size());
+    for (int o = 0; o < s.k; ++o)
+      for (int y = 0; y < s.kh; ++y)
+        for (int x = 0; x < s.kw; ++x)
+          for (int i = 0; i < s.c; ++i)
+            oihw[((size_t(o) * s.c + i) * s.kh + y) * s.kw + x] = ohwi[((size_t(o) * s.kh + y) * s.kw + x) * s.c + i];
+    const std::string w = f.initializer("kernel", {s.k, s.c, s.kh, s.kw}, std::move(oihw));
+    const std::string b = f.initializer("bias", {s.k}, f.param("bias"));
+    int64_t pad_bottom = 0, pad_right = 0;
+    if (same_) {
+      pad_bottom = std::max((s.oh - 1) * s.stride_h + s.kh - s.h, 0) - s.pad_top;
+      pad_right = std::max((s.ow - 1) * s.stride_w + s.kw - s.w, 0) - s.pad_left;
+    }
+    const std::string y = f.node("Conv", {f.x, w, b},
+                                 {OnnxAttribute::integers("kernel_shape", {s.kh, s.kw}),
+                                  OnnxAttribute::integers("strides", {s.stride_h, s.stride_w}),
+                                  OnnxAttribute::integers("pads", {s.pad_top, s.pad_left, pad_bottom, pad_right}),
+                                  OnnxAttribute::integers("dilations", {1, 1}), OnnxAttribute::integer("group", 1)},
+                                 "Conv");
+    return f.activation(act_, y);
   }
 
   bool ends_in_softmax() const override { return act_ == Act::softmax; }

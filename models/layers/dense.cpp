@@ -1,6 +1,7 @@
 // Dense: y = x W + b on a flat input, optional activation applied in place on the output.
 #include "engine/error.h"
 #include "models/layers/layer_catalogue.h"
+#include "models/onnx_form.h"
 
 namespace fer::models {
 namespace {
@@ -38,6 +39,22 @@ class Dense final : public Layer {
       io.backend->activation_backward(act_, int64_t(io.batch) * units_, units_, io.y, io.dy, io.dy);
     }
     io.backend->dense_backward(s, io.x, (*io.params)[0], io.dy, io.dx, (*io.grads)[0], (*io.grads)[1]);
+  }
+
+  // Gemm(x, W, b) with transB = 1: the kernel stored as [units, in], the layout PyTorch exports
+  // and every importer handles (OpenCV 4.6 mis-sizes a transB = 0 Gemm), then the activation.
+  std::string to_onnx(OnnxLayerForm& f) const override {
+    const std::vector<float> kernel = f.param("kernel");  // [in, units]
+    std::vector<float> transposed(kernel.size());
+    for (int i = 0; i < in_; ++i)
+      for (int u = 0; u < units_; ++u) transposed[size_t(u) * in_ + i] = kernel[size_t(i) * units_ + u];
+    const std::string w = f.initializer("kernel", {units_, in_}, std::move(transposed));
+    const std::string b = f.initializer("bias", {units_}, f.param("bias"));
+    const std::string y = f.node("Gemm", {f.x, w, b},
+                                 {OnnxAttribute::real("alpha", 1.0f), OnnxAttribute::real("beta", 1.0f),
+                                  OnnxAttribute::integer("transA", 0), OnnxAttribute::integer("transB", 1)},
+                                 "Gemm");
+    return f.activation(act_, y);
   }
 
   bool ends_in_softmax() const override { return act_ == Act::softmax; }

@@ -1,6 +1,7 @@
 // Inverted dropout: training scales kept values by 1/(1-rate); inference passes x through.
 // The mask comes from Philox(seed, stream) and is recomputed in backward, never stored.
 #include "models/layers/layer_catalogue.h"
+#include "models/onnx_form.h"
 
 namespace fer::models {
 namespace {
@@ -30,6 +31,9 @@ class Dropout final : public Layer {
       io.backend->copy(io.dx, io.dy, size_t(n) * sizeof(float));
     }
   }
+  // Inference passes x through: the exported graph has no Dropout node.
+  std::string to_onnx(OnnxLayerForm& f) const override { return f.x; }
+
   int64_t forward_flops(int batch) const override { return int64_t(batch) * size_; }
   int64_t backward_flops(int batch) const override { return forward_flops(batch); }
 

@@ -1,6 +1,7 @@
 // MaxPooling2D, AveragePooling2D ("valid" padding) and GlobalAveragePooling2D.
 #include "engine/error.h"
 #include "models/layers/layer_catalogue.h"
+#include "models/onnx_form.h"
 
 namespace fer::models {
 namespace {
@@ -41,6 +42,21 @@ class Pool2D final : public Layer {
   void backward(const LayerIO& io) override {
     if (io.dx) io.backend->pool2d_backward(at_batch(io.batch), mode_, io.x, io.y, io.dy, io.dx);
   }
+  // MaxPool / AveragePool without padding ("valid"), or GlobalAveragePool then Flatten to the
+  // (channels) vector Keras' GlobalAveragePooling2D returns.
+  std::string to_onnx(OnnxLayerForm& f) const override {
+    if (pool_.first == 0) {
+      const std::string g = f.node("GlobalAveragePool", {f.x}, {}, "GlobalAveragePool");
+      return f.node("Flatten", {g}, {OnnxAttribute::integer("axis", 1)}, "Flatten");
+    }
+    const PoolShape& s = shape_;
+    return f.node(mode_ == PoolMode::max ? "MaxPool" : "AveragePool", {f.x},
+                  {OnnxAttribute::integers("kernel_shape", {s.ph, s.pw}),
+                   OnnxAttribute::integers("strides", {s.stride_h, s.stride_w}),
+                   OnnxAttribute::integers("pads", {0, 0, 0, 0})},
+                  mode_ == PoolMode::max ? "MaxPool" : "AveragePool");
+  }
+
   int64_t forward_flops(int batch) const override {
     return at_batch(batch).y_size() * shape_.ph * shape_.pw;
   }

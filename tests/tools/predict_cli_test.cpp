@@ -80,7 +80,7 @@ TEST_F(Predict, OneBrokenPhotoAmongTwentyIsReportedAndTheRestPredicted) {
   std::string args;
   for (const auto& p : paths) args += " " + p;
 
-  const CliResult text = fer_gpu("predict --checkpoint " + ckpt() + " --device cpu" + args, dir / "text");
+  const CliResult text = fer_gpu("predict --no-detect --checkpoint " + ckpt() + " --device cpu" + args, dir / "text");
   EXPECT_EQ(text.status, 2) << text.out << text.err;
   EXPECT_TRUE(contains(text.out, "18 face(s)")) << text.out;
   for (int i = 0; i < 20; ++i) {
@@ -91,7 +91,7 @@ TEST_F(Predict, OneBrokenPhotoAmongTwentyIsReportedAndTheRestPredicted) {
   EXPECT_TRUE(contains(text.err, paths[7] + ": cannot read image: truncated")) << text.err;
   EXPECT_TRUE(contains(text.err, paths[13] + ": cannot read image: not an image")) << text.err;
 
-  const CliResult json = fer_gpu("predict --json --checkpoint " + ckpt() + " --device cpu" + args, dir / "json");
+  const CliResult json = fer_gpu("predict --no-detect --json --checkpoint " + ckpt() + " --device cpu" + args, dir / "json");
   EXPECT_EQ(json.status, 2) << json.out << json.err;
   EXPECT_EQ(count(json.out, "\"probabilities\""), 18u) << json.out;
   EXPECT_TRUE(contains(json.out, "\"failed\": [\n    {\"source\": \"" + paths[7] + "\", \"error\": \"" + paths[7] +
@@ -101,17 +101,17 @@ TEST_F(Predict, OneBrokenPhotoAmongTwentyIsReportedAndTheRestPredicted) {
   EXPECT_EQ(json.out.substr(json.out.size() - 2), "}\n") << json.out;
 
   // All readable: exit 0 and an empty failure list.
-  const CliResult fine = fer_gpu("predict --json --checkpoint " + ckpt() + " --device cpu " + paths[0] + " " + paths[1],
+  const CliResult fine = fer_gpu("predict --no-detect --json --checkpoint " + ckpt() + " --device cpu " + paths[0] + " " + paths[1],
                            dir / "fine");
   EXPECT_EQ(fine.status, 0) << fine.out << fine.err;
   EXPECT_TRUE(contains(fine.out, "\"failed\": []")) << fine.out;
 
   // None readable: still a JSON answer listing them, and a failing status; the text form says so.
-  const CliResult none = fer_gpu("predict --json --checkpoint " + ckpt() + " --device cpu " + paths[7] + " " + paths[13],
+  const CliResult none = fer_gpu("predict --no-detect --json --checkpoint " + ckpt() + " --device cpu " + paths[7] + " " + paths[13],
                            dir / "none");
   EXPECT_EQ(none.status, 2) << none.out << none.err;
   EXPECT_EQ(count(none.out, "\"error\": "), 2u) << none.out;
-  const CliResult none_text = fer_gpu("predict --checkpoint " + ckpt() + " --device cpu " + paths[7] + " " + paths[13],
+  const CliResult none_text = fer_gpu("predict --no-detect --checkpoint " + ckpt() + " --device cpu " + paths[7] + " " + paths[13],
                                 dir / "none_text");
   EXPECT_EQ(none_text.status, 2);
   EXPECT_TRUE(contains(none_text.err, "none of the 2 image(s) could be read")) << none_text.err;
@@ -136,7 +136,7 @@ TEST_F(Predict, SidewaysPhonePhotoIsPredictedUpright) {
   const std::string stored = jpeg_bytes(dir / "s.jpg", 64, 32, quadrants(64, 32, 90, 230, 20, 160));
   write_text(dir / "phone.jpg", with_exif(stored, exif_block(6, EXIF_BYTE_ORDER_MOTOROLA)));
   write_text(dir / "untagged.jpg", stored);
-  const CliResult r = fer_gpu("predict --json --checkpoint " + ckpt() + " --device cpu " + dir / "upright.jpg " + dir / "phone.jpg " +
+  const CliResult r = fer_gpu("predict --no-detect --json --checkpoint " + ckpt() + " --device cpu " + dir / "upright.jpg " + dir / "phone.jpg " +
                             dir / "untagged.jpg",
                         dir / "p");
   ASSERT_EQ(r.status, 0) << r.out << r.err;

@@ -109,11 +109,11 @@ TEST(Cli, TrainEvalPredictOnTheSample) {
   EXPECT_TRUE(contains(csv.out, "row 108: ")) << csv.out;
   EXPECT_TRUE(contains(csv.out, "accuracy over 108 labelled faces")) << csv.out;
 
-  // A PNG face of another size (resized as Keras' load_img does) and the JSON form.
+  // A PNG face crop of another size (--no-detect: resized as Keras' load_img does) and the JSON form.
   std::vector<uint8_t> face(64 * 64);
   for (size_t i = 0; i < face.size(); ++i) face[i] = uint8_t((i * 7) % 251);
   fer::loaders::write_png(dir / "face.png", 64, 64, 1, face.data());
-  const CliRun json = fer_gpu({"predict", "--checkpoint", dir / "run/best.ckpt", dir / "face.png", "--json", "--device", "cpu"},
+  const CliRun json = fer_gpu({"predict", "--checkpoint", dir / "run/best.ckpt", dir / "face.png", "--json", "--device", "cpu", "--no-detect"},
                            dir / "json");
   ASSERT_EQ(json.status, 0) << json.out << json.err;
   EXPECT_EQ(json.out.substr(0, 1), "{") << json.out;
