@@ -143,7 +143,7 @@ int run_model(const Args& a) {
     graph->upload_state(read_raw<float>(a.kv.at("init-state"), size_t(graph->non_trainable_count())));
   }
   const uint64_t first_step = a.kv.count("first-step") ? uint64_t(std::stoll(a.kv.at("first-step"))) : 0;
-  fer::Optimizer opt(backend, graph->trainable_count(), cfg.train.optimizer);
+  fer::Optimizer opt(backend, graph->param_layout(), cfg.train.optimizer);
   const int classes = graph->classes();
 
   auto save_flat = [&](const std::string& name, const std::vector<float>& v) {
