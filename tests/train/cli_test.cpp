@@ -214,6 +214,21 @@ TEST(Cli, BadInputExitsTwoAndWritesNothing) {
   EXPECT_TRUE(contains(missing.err, "nothing.ckpt: no such checkpoint file")) << missing.err;
 }
 
+// --precision: a value the device cannot do is a user error (exit 2, nothing written), named.
+TEST(Cli, PrecisionTheDeviceCannotDoExitsTwoNamingIt) {
+  TempDir dir;
+  write_text(dir / "tiny.toml", tiny_config());
+  const CliRun tf32 = fer_gpu({"train", dir / "tiny.toml", "--device", "cpu", "--precision", "tf32", "--out", dir / "run"},
+                              dir / "tf32");
+  EXPECT_EQ(tf32.status, 2) << tf32.out << tf32.err;
+  EXPECT_TRUE(contains(tf32.err, "precision tf32")) << tf32.err;
+  EXPECT_FALSE(exists(dir / "run"));
+  const CliRun bad = fer_gpu({"train", dir / "tiny.toml", "--device", "cpu", "--precision", "fp16", "--out", dir / "run"},
+                             dir / "fp16");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_FALSE(exists(dir / "run"));
+}
+
 TEST(Cli, CorruptAndTruncatedCheckpointsAreRefused) {
   TempDir dir;
   write_text(dir / "tiny.toml", tiny_config());
