@@ -36,7 +36,7 @@ std::unique_ptr<Graph> cpu_graph_without_dropout(const std::string& config) {
   std::ifstream in(std::string(FER_SOURCE_DIR) + "/configs/" + config);
   std::stringstream text;
   text << in.rdbuf();
-  const std::string no_dropout = std::regex_replace(text.str(), std::regex(R"(rate = [0-9.]+)"), "rate = 0.0");
+  const std::string no_dropout = std::regex_replace(text.str(), std::regex(R"((\n)rate = [0-9.]+)"), "$1rate = 0.0");  // not learning_rate
   auto g = models::build_graph(models::parse_run_config(no_dropout, config));
   g->plan(make_cpu_backend(), kBatch);
   g->initialize(1234);
