@@ -4,17 +4,18 @@
 // as by model_parity_test.cpp on a GPU.
 //
 // Relative L2 error per tensor, ||got - want|| / ||want||, except for tensors whose reference norm
-// is tiny against the largest tensor norm of the model: those are compared against an absolute
-// floor, ||got - want|| / (kFloorRatio * max_norm).
+// is below kFloorRatio of the largest tensor norm of the model: those are "floored", compared as
+// ||got - want|| / (kFloorScale * max_norm) against the same tolerance.
 // Why: in models 7 and 8 every Conv2D/Dense has a bias that feeds straight into
 // BatchNormalization. BN subtracts the batch mean, so the loss does not depend on that bias and its
 // gradient is exactly zero in exact arithmetic; in FP32 each backend returns rounding noise (the
 // column sums of BN's input gradient, zero only up to rounding). A relative error then divides
-// noise by noise and is of order 1 however good both backends are. The floor keeps the check
-// meaningful: an error in such a tensor still fails once it exceeds tol * kFloorRatio of the
-// model's largest gradient. kFloorRatio = 1e-3: every real gradient tensor of models 4-8 is far
-// above it (the smallest, a last dense bias, is ~1e-2 of the largest at initialisation), the
-// noise tensors are ~1e-7 (both measured by parity_check_test.cpp on the CPU backend).
+// noise by noise and is of order 1 however good both backends are (measured on the CPU: 1.3-1.5).
+// Measured by parity_check_test.cpp on the CPU backend (same step, batch permuted): those noise
+// tensors are ~1e-6 of the largest gradient norm and differ by about as much; every real gradient
+// tensor of models 7 and 8 is >= 3.3e-3 of it. kFloorRatio = 1e-4 separates the two with 30-100x
+// room; kFloorScale = 0.1 lets a floored tensor differ by tol * 0.1 * max_norm (1e-5 of the largest
+// gradient at tol 1e-4: 10x the noise) and still fails any error above that.
 //
 // Layers below the last pooling layer under TF32 (see expect_tf32_step_close): TF32 products move
 // activations by ~1e-3 relative, enough to flip the winner of some 2x2 max-pool windows, and a flip
@@ -31,7 +32,8 @@
 
 namespace fer::gputest {
 
-constexpr double kFloorRatio = 1e-3;
+constexpr double kFloorRatio = 1e-4;
+constexpr double kFloorScale = 0.1;
 constexpr double kTf32CosineMin = 0.99;
 
 // FP32's unit roundoff, 2^-24.
@@ -54,7 +56,7 @@ struct TensorComparison {
   int layer = 0;
   double want_norm = 0;   // ||want||
   double diff_norm = 0;   // ||got - want||
-  double error = 0;       // diff_norm / max(want_norm, kFloorRatio * max_norm) (floored) or / want_norm
+  double error = 0;       // diff_norm / want_norm, or / (kFloorScale * max_norm) when floored
   double cosine = 1;      // <got, want> / (||got|| ||want||), 1 when both are zero
   bool floored = false;   // want_norm < kFloorRatio * max_norm
 };
@@ -86,9 +88,8 @@ inline std::vector<TensorComparison> compare_tensors(const Graph& g, const std::
     out.push_back(c);
   }
   for (TensorComparison& c : out) {
-    const double floor_norm = kFloorRatio * max_norm;
-    c.floored = floor && c.want_norm < floor_norm;
-    const double denom = c.floored ? floor_norm : c.want_norm;
+    c.floored = floor && c.want_norm < kFloorRatio * max_norm;
+    const double denom = c.floored ? kFloorScale * max_norm : c.want_norm;
     c.error = denom > 0 ? c.diff_norm / denom : (c.diff_norm > 0 ? INFINITY : 0.0);
   }
   return out;
