@@ -5,6 +5,8 @@
 // command-line value are strict.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cstdio>
 #include <sstream>
 
@@ -96,14 +98,26 @@ TEST(ResidentTraining, InterruptedResidentRunResumesIntoTheStreamedRun) {
   expect_same_training_state(read_checkpoint(dir / "straight/last.ckpt"), read_checkpoint(dir / "split/last.ckpt"));
 }
 
-// The last column of history.csv, per epoch.
+// history.csv's loader_stall_seconds column, per epoch (found by its header name: columns are
+// appended over time; the class-name column is empty or a plain name in these runs).
 std::vector<double> stall_column(const std::string& csv_path) {
+  auto split = [](const std::string& line) {
+    std::vector<std::string> fields;
+    std::istringstream f(line);
+    for (std::string field; std::getline(f, field, ',');) fields.push_back(field);
+    return fields;
+  };
   std::istringstream in(read_text(csv_path));
   std::string line;
   std::getline(in, line);
-  EXPECT_EQ(line.substr(line.rfind(',') + 1), "loader_stall_seconds");
+  const std::vector<std::string> header = split(line);
+  const size_t col = size_t(std::find(header.begin(), header.end(), "loader_stall_seconds") - header.begin());
+  EXPECT_LT(col, header.size()) << line;
   std::vector<double> out;
-  while (std::getline(in, line)) out.push_back(std::stod(line.substr(line.rfind(',') + 1)));
+  while (std::getline(in, line)) {
+    const std::vector<std::string> fields = split(line);
+    if (col < fields.size()) out.push_back(std::stod(fields[col]));
+  }
   return out;
 }
 
