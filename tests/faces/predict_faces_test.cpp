@@ -18,6 +18,7 @@
 
 #ifdef FER_HAVE_OPENCV
 #include "tests/faces/photo_maker.h"
+#include "tests/loaders/image_fixtures.h"
 #endif
 
 namespace {
@@ -165,6 +166,36 @@ TEST_F(PredictFaces, NoDetectClassifiesTheWholeImage) {
   ASSERT_EQ(preds.size(), 1u) << r.out;
   EXPECT_EQ(preds[0].face, 0);
   EXPECT_EQ(r.out.find("\"box\""), std::string::npos) << r.out;
+}
+
+// A phone photo stored sideways (pixels rotated 90 degrees counter-clockwise, EXIF Orientation 6,
+// as a phone held upright saves it): the faces are found in the upright image and their boxes are
+// given in its coordinates; the same pixels without the tag put the boxes elsewhere.
+TEST_F(PredictFaces, PhonePhotoStoredSidewaysIsSearchedUpright) {
+  using namespace fer::loaders::fixtures;
+  const int h = photo.height, w = photo.width;
+  std::vector<uint8_t> stored(size_t(h) * size_t(w));  // w rows, h columns
+  for (int r = 0; r < w; ++r) {
+    for (int c = 0; c < h; ++c) stored[size_t(r) * size_t(h) + size_t(c)] = photo.pixels[size_t(c) * size_t(w) + size_t(w - 1 - r)];
+  }
+  const std::string jpeg = jpeg_bytes(dir / "s.jpg", w, h, stored, 95);
+  fer::test_files::write_file(dir / "phone.jpg", with_exif(jpeg, exif_block(6, EXIF_BYTE_ORDER_MOTOROLA)));
+  fer::test_files::write_file(dir / "untagged.jpg", jpeg);
+
+  const CliRun r = fer_gpu("predict --checkpoint " + dir / "m.ckpt" + " --device cpu --json " + dir / "phone.jpg", dir);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  const std::vector<JsonFace> preds = parse_predictions(r.out);
+  ASSERT_EQ(preds.size(), 3u) << r.out;
+  for (size_t i = 0; i < 3; ++i) {
+    SCOPED_TRACE("face " + std::to_string(i + 1));
+    EXPECT_GT(iou(preds[i].box, placed[i].at), 0.6) << r.out;
+  }
+
+  const CliRun raw = fer_gpu("predict --checkpoint " + dir / "m.ckpt" + " --device cpu --json " + dir / "untagged.jpg", dir);
+  ASSERT_EQ(raw.status, 0) << raw.out << raw.err;
+  for (const JsonFace& f : parse_predictions(raw.out)) {
+    for (const Placed& p : placed) EXPECT_LT(iou(f.box, p.at), 0.3) << raw.out;
+  }
 }
 
 #else
