@@ -14,16 +14,14 @@ namespace fer::training {
 
 static_assert(std::endian::native == std::endian::little, "checkpoints are written little-endian");
 
-namespace {
-
-constexpr char kMagic[8] = {'F', 'E', 'R', 'G', 'P', 'U', 'C', 'K'};
-
-// The checkpoint's own checksum (kept here, not shared, so the file format never changes because
-// another module changed its hash): four multiply-rotate lanes over 32-byte blocks, then a tail
+// The checkpoint's own checksum (its own, not a shared hash, so the file format never changes
+// because another module changed its hash): four multiply-rotate lanes over 32-byte blocks, then a tail
 // and a final avalanche. Detects truncation, bit rot and edits; not a cryptographic signature.
+namespace {
 uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+}  // namespace
 
-uint64_t checksum(const void* data, size_t n) {
+uint64_t checkpoint_checksum(const void* data, size_t n) {
   constexpr uint64_t k1 = 0x9E3779B185EBCA87ULL, k2 = 0xC2B2AE3D27D4EB4FULL, k3 = 0x165667B19E3779F9ULL;
   const unsigned char* p = static_cast<const unsigned char*>(data);
   uint64_t lane[4] = {k1 + k2, k2, 0, 0 - k1};
@@ -49,6 +47,11 @@ uint64_t checksum(const void* data, size_t n) {
   h ^= h >> 33;
   return h;
 }
+
+namespace {
+
+constexpr char kMagic[8] = {'F', 'E', 'R', 'G', 'P', 'U', 'C', 'K'};
+
 
 uint32_t tag_of(const char (&s)[5]) {
   uint32_t t;
@@ -311,7 +314,7 @@ std::string serialize_checkpoint(const Checkpoint& c) {
 
   std::string& out = w.bytes();
   const uint64_t payload_size = out.size() - kCheckpointHeaderBytes;
-  const uint64_t payload_sum = checksum(out.data() + kCheckpointHeaderBytes, payload_size);
+  const uint64_t payload_sum = checkpoint_checksum(out.data() + kCheckpointHeaderBytes, payload_size);
   char* h = out.data();
   std::memcpy(h, kMagic, 8);
   const uint32_t version = kCheckpointVersion, header = uint32_t(kCheckpointHeaderBytes);
@@ -320,7 +323,7 @@ std::string serialize_checkpoint(const Checkpoint& c) {
   std::memcpy(h + 16, &payload_size, 8);
   std::memcpy(h + 24, &payload_sum, 8);
   std::memcpy(h + 32, &c.arch_hash, 8);
-  const uint64_t header_sum = checksum(h, 40);
+  const uint64_t header_sum = checkpoint_checksum(h, 40);
   std::memcpy(h + 40, &header_sum, 8);
   return std::move(out);
 }
@@ -354,7 +357,7 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path, b
                     " is newer than this fer_gpu reads (version " + std::to_string(kCheckpointVersion) +
                     "); update fer_gpu");
   }
-  if (checksum(h, 40) != header_sum) throw UserError(path + ": corrupt checkpoint: its header checksum does not match");
+  if (checkpoint_checksum(h, 40) != header_sum) throw UserError(path + ": corrupt checkpoint: its header checksum does not match");
   if (version < 1) throw UserError(path + ": unsupported checkpoint format version " + std::to_string(version));
   if (header != kCheckpointHeaderBytes) throw UserError(path + ": corrupt checkpoint: unexpected header size " + std::to_string(header));
   const uint64_t expected = kCheckpointHeaderBytes + payload_size;
@@ -367,7 +370,7 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path, b
                     " unexpected bytes after its end");
   }
   const char* payload = h + kCheckpointHeaderBytes;
-  if (checksum(payload, size_t(payload_size)) != payload_sum) {
+  if (checkpoint_checksum(payload, size_t(payload_size)) != payload_sum) {
     throw UserError(path + ": corrupt checkpoint: the payload checksum does not match (the file was modified or damaged)");
   }
 

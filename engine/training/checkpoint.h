@@ -44,6 +44,11 @@ namespace fer::training {
 constexpr uint32_t kCheckpointVersion = 1;
 constexpr size_t kCheckpointHeaderBytes = 48;
 
+// The 64-bit hash of `n` bytes at `data` that the header's payload and header checksums hold
+// (four multiply-rotate lanes over 32-byte blocks, a tail, a final avalanche; checkpoint.cpp).
+// Public so tools that write checkpoints byte by byte (the fuzzer's re-sealing) use the same one.
+uint64_t checkpoint_checksum(const void* data, size_t n);
+
 struct TensorInfo {
   std::string name;  // "<layer>/<param>"
   bool trainable = true;
