@@ -13,6 +13,8 @@
 
 #include <dnnl.hpp>
 
+#include "kernels/cpu/onednn_common.h"
+
 #include "kernels/cpu/bf16.h"
 
 namespace fer::kernels::cpu::onednn {
@@ -25,18 +27,9 @@ using dt = dnnl::memory::data_type;
 constexpr size_t kAlign = 64;
 size_t aligned(size_t bytes) { return (bytes + kAlign - 1) / kAlign * kAlign; }
 
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-// One in-order stream per host thread (oneDNN streams are not shared between threads).
-dnnl::stream& cpu_stream() {
-  thread_local dnnl::stream stream(cpu_engine());
-  return stream;
-}
-
-bool is_reference(const char* impl) { return impl == nullptr || std::string(impl).rfind("ref", 0) == 0; }
+using onednn_common::cpu_engine;
+using onednn_common::cpu_stream;
+using onednn_common::is_reference;
 
 std::string describe(const ConvShape& s) {
   return "conv2d n=" + std::to_string(s.n) + " in=" + std::to_string(s.h) + "x" +

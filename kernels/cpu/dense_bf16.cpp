@@ -17,6 +17,8 @@
 
 #ifdef FER_HAVE_ONEDNN
 #include <dnnl.hpp>
+
+#include "kernels/cpu/onednn_common.h"
 #endif
 
 namespace fer::kernels::cpu::dense_bf16 {
@@ -50,17 +52,9 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-dnnl::stream& cpu_stream() {
-  thread_local dnnl::stream stream(cpu_engine());
-  return stream;
-}
-bool is_reference(const char* impl) {
-  return impl == nullptr || std::string(impl).rfind("ref", 0) == 0;
-}
+using onednn_common::cpu_engine;
+using onednn_common::cpu_stream;
+using onednn_common::is_reference;
 memory wrap(const memory::desc& md, const void* p) {
   return memory(md, cpu_engine(), const_cast<void*>(p));
 }
