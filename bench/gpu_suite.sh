@@ -382,11 +382,11 @@ stage_rehearse_check() {
   : >"$log"
   if [ ! -x "$BUILD/tools/fer_gpu" ]; then row rehearse-check FAIL "${BUDGET[rehearse-check]}" 0 "no build"; return; fi
   local status=0
-  local forbidden_headers='^ */usr/(include/(toml\+\+|CLI|stb|gtest|gmock|oneapi|dnnl|x86_64-linux-gnu/(openblas|cblas))|src/googletest)|/usr/local/cuda[^ ]*/include/(cudnn|cublas)'
+  local forbidden_headers='^ */usr/(include/(toml\+\+|CLI|stb|libexif|gtest|gmock|oneapi|dnnl|x86_64-linux-gnu/(openblas|cblas))|src/googletest)|/usr/local/cuda[^ ]*/include/(cudnn|cublas)'
   if (cd "$BUILD" && ninja -t deps) | grep -E "$forbidden_headers" | sort -u >"$log.h"; [ -s "$log.h" ]; then
     echo "headers taken from outside the staged folder/wheels:" >>"$log"; head -n 20 "$log.h" >>"$log"; status=1
   fi
-  local forbidden_libs='/usr/lib/x86_64-linux-gnu/(libopenblas|libblas|libgtest|libdnnl|libcudnn|libcublas)|/usr/local/cuda[^ ]*/lib[^ ]*/lib(cudnn|cublas)'
+  local forbidden_libs='/usr/lib/x86_64-linux-gnu/(libopenblas|libblas|libexif|libgtest|libdnnl|libcudnn|libcublas)|/usr/local/cuda[^ ]*/lib[^ ]*/lib(cudnn|cublas)'
   if (cd "$BUILD" && ninja -t commands) | grep -oE "$forbidden_libs[^ ]*" | sort -u >"$log.l"; [ -s "$log.l" ]; then
     echo "link lines name libraries from outside:" >>"$log"; cat "$log.l" >>"$log"; status=1
   fi
@@ -398,7 +398,7 @@ stage_rehearse_check() {
       case "$name" in
         libcudnn*) [[ "$real" == "$(readlink -f "$want_cudnn")"/* ]] || { echo "$b: $name -> $real (want $want_cudnn)" >>"$log"; status=1; } ;;
         libcublas*) [[ "$real" == "$(readlink -f "$want_cublas")"/* ]] || { echo "$b: $name -> $real (want $want_cublas)" >>"$log"; status=1; } ;;
-        libopenblas*|libgfortran*|libquadmath*) [[ "$real" == "$(readlink -f "$want_deps")"/* ]] || { echo "$b: $name -> $real (want $want_deps)" >>"$log"; status=1; } ;;
+        libopenblas*|libexif*|libgfortran*|libquadmath*) [[ "$real" == "$(readlink -f "$want_deps")"/* ]] || { echo "$b: $name -> $real (want $want_deps)" >>"$log"; status=1; } ;;
         libdnnl*|libgtest*) echo "$b: $name -> $real (not on the GPU machine)" >>"$log"; status=1 ;;
       esac
     done < <(env -u LD_LIBRARY_PATH ldd "$b" | grep '=>')
@@ -412,7 +412,7 @@ stage_rehearse_check() {
   done
   {
     echo "fer_gpu resolves (no LD_LIBRARY_PATH):"
-    env -u LD_LIBRARY_PATH ldd "$BUILD/tools/fer_gpu" | grep -E 'cudnn|cublas|openblas|gfortran|quadmath|cudart'
+    env -u LD_LIBRARY_PATH ldd "$BUILD/tools/fer_gpu" | grep -E 'cudnn|cublas|openblas|exif|gfortran|quadmath|cudart'
   } >>"$log"
   cat "$log"
   local result=PASS; [ "$status" -ne 0 ] && result=FAIL
@@ -429,7 +429,7 @@ write_rehearsal_record() {
     echo "# GPU-run rehearsal on a machine without a GPU, $date"
     echo
     echo "- Command: \`bash bench/gpu_suite.sh --rehearse\` (from a fresh clone, ../shared beside it)"
-    echo "- Commit: \`$commit\`$([ -n "$(git status --porcelain 2>/dev/null)" ] && echo ' (plus uncommitted changes)')"
+    echo "- Commit: \`$commit\`$([ -n "$(git status --porcelain -- . ':(exclude)bench/results/*-rehearsal.md' 2>/dev/null)" ] && echo ' (plus uncommitted changes)')"
     echo "- Machine: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1), $NPROC CPUs, no GPU; $(nvcc --version 2>/dev/null | tail -n 1)"
     echo "- Wheels (the GPU image's versions): ${WHEEL_SPECS[*]}, pip-installed into $WHEELS"
     echo "- Sent to the GPU machine: ${SENT_MIB:-?} MiB (checkout + .deps), limit 64 MiB"

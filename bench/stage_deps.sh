@@ -3,10 +3,11 @@
 # CUDA toolkit and the NVIDIA pip wheels that machine has (cuDNN, cuBLAS): that machine has no
 # Debian -dev packages and no package registry. Then checks it and prints what is sent.
 #
-#   include/      toml++/, CLI/, stb/, cblas.h + openblas_config.h (header-only or headers)
-#   lib/*.xz      libopenblas.so.0 and every library it needs that is not part of a bare
-#                 glibc/GCC runtime: libgfortran.so.5, libquadmath.so.0 (found with ldd, not listed
-#                 by hand). bench/unstage_deps.sh expands them there.
+#   include/      toml++/, CLI/, stb/, libexif/, cblas.h + openblas_config.h (header-only or headers)
+#   lib/*.xz      the shared libraries the build links that the GPU image lacks (STAGED_LIBS below:
+#                 libopenblas.so.0, libexif.so.12) and every library they need that is not part
+#                 of a bare glibc/GCC runtime: libgfortran.so.5, libquadmath.so.0 (found with ldd,
+#                 not listed by hand). bench/unstage_deps.sh expands them there.
 #   googletest.tar.xz   GoogleTest sources (built with the suite)
 #   data/fer2013-cut.csv.xz   4,096 FER2013 rows (3,072 Training, 512 PublicTest, 512
 #                 PrivateTest; bench/make_data_cut.py) instead of the 53 MB pack
@@ -45,11 +46,18 @@ cp /usr/include/stb/stb_image.h /usr/include/stb/stb_image_write.h /usr/include/
 blas_inc=/usr/include/x86_64-linux-gnu/openblas-pthread
 cp "$blas_inc"/cblas.h "$blas_inc"/openblas_config.h "$DEPS/include/"
 
-# ---- OpenBLAS and its non-base dependencies (transitively, by ldd)
-openblas="$(readlink -f /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0)"
+cp -r /usr/include/libexif "$DEPS/include/"
+
+# ---- shared libraries the build links (cmake/Dependencies.cmake's REQUIRED ones that are not
+# header-only), by soname, and their non-base dependencies (transitively, by ldd). A library
+# added to the build as REQUIRED must be added here too: the rehearsal's configure fails otherwise.
+STAGED_LIBS=(/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0
+             /usr/lib/x86_64-linux-gnu/libexif.so.12)
 expanded=$(mktemp -d)
 trap 'rm -rf "$expanded"' EXIT
-cp "$openblas" "$expanded/libopenblas.so.0"
+for lib in "${STAGED_LIBS[@]}"; do
+  cp "$(readlink -f "$lib")" "$expanded/$(basename "$lib")"
+done
 for _ in 1 2 3; do  # dependencies of dependencies
   for so in "$expanded"/*.so.*; do
     ldd "$so" | awk '/=>/ {print $1, $3}' | while read -r name path; do
@@ -92,7 +100,7 @@ fi
 # ---- manifest
 {
   echo "staged $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(hostname) at commit $(git rev-parse HEAD 2>/dev/null || echo unknown)"
-  for p in libtomlplusplus-dev libcli11-dev libstb-dev libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0 libgtest-dev googletest; do
+  for p in libtomlplusplus-dev libcli11-dev libstb-dev libexif-dev libexif12 libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0 libgtest-dev googletest; do
     v=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
     [ -n "$v" ] && echo "$p $v"
   done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Expands the compressed parts of .deps/ (see bench/stage_deps.sh) in place: lib/*.xz (OpenBLAS and
-# the libraries it needs) plus the unversioned libopenblas.so link the linker looks for,
+# Expands the compressed parts of .deps/ (see bench/stage_deps.sh) in place: lib/*.xz (OpenBLAS, libexif and
+# the libraries they need) plus the unversioned libX.so links the linker looks for,
 # googletest.tar.xz, and the FER2013 cut to .deps/data/fer2013-cut.csv. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,13 @@ for z in "$DEPS"/lib/*.xz; do
   so="${z%.xz}"
   [ -f "$so" ] || unxz_to "$z" "$so"
 done
-[ -f "$DEPS/lib/libopenblas.so.0" ] && ln -sf libopenblas.so.0 "$DEPS/lib/libopenblas.so"
+# The unversioned name the linker looks for (-lexif, find_library): libX.so -> libX.so.N.
+for so in "$DEPS"/lib/*.so.*; do
+  [ -f "$so" ] || continue
+  case "$so" in *.xz) continue ;; esac
+  base="${so%%.so.*}.so"
+  [ -e "$base" ] || ln -sf "$(basename "$so")" "$base"
+done
 if [ -f "$DEPS/googletest.tar.xz" ] && [ ! -d "$DEPS/googletest" ]; then
   python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$DEPS/googletest.tar.xz" "$DEPS"
 fi
