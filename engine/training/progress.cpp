@@ -31,7 +31,7 @@ void Progress::begin_epoch(int epoch, int epochs, int64_t steps, int64_t first_s
   if (tty_) {
     draw(true);
   } else if (first_step > 0) {
-    std::fprintf(out_, "Epoch %d/%d: resuming at step %lld/%lld\n", epoch, epochs,
+    std::fprintf(out_, "Epoch %d/%d: resuming after step %lld/%lld\n", epoch, epochs,
                  static_cast<long long>(first_step), static_cast<long long>(steps));
     std::fflush(out_);
   }
