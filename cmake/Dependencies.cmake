@@ -59,7 +59,12 @@ if(NOT FER_ONEDNN STREQUAL "OFF")
 endif()
 
 if(FER_BUILD_TESTS)
-  find_package(GTest QUIET)
+  # Staged sources win over an installed GoogleTest: a build against FER_DEPS_DIR (the GPU
+  # machine, the rehearsal) must not pick up this machine's libgtest-dev, which CMake's FindGTest
+  # still finds under /usr when CMAKE_IGNORE_PREFIX_PATH hides /usr (seen in the rehearsal).
+  if(NOT (FER_DEPS_DIR AND EXISTS "${FER_DEPS_DIR}/googletest/CMakeLists.txt"))
+    find_package(GTest QUIET)
+  endif()
   if(NOT TARGET GTest::gtest_main)
     set(_gtest_src "")
     foreach(_dir "${FER_DEPS_DIR}/googletest" /usr/src/googletest)
