@@ -3,7 +3,8 @@
 // kernels from kernels/cuda/. Every op is asynchronous on that stream (no host synchronisation, no
 // allocation), so a training step can be captured as a CUDA graph; the exceptions are stated below.
 //
-// Convolutions (NHWC activations, OHWI = cuDNN NHWC/KRSC filters) run through cuDNN. For each
+// Convolutions (NHWC activations, OHWI = cuDNN NHWC/KRSC filters) run through cuDNN (engine/cuda/
+// conv_cudnn.cpp; dense layers: dense_cublas.cpp; the file map: backend_impl.h). For each
 // ConvShape the first conv2d_workspace_bytes() (or, failing that, the first conv call) builds a
 // plan: descriptors, how the padding is expressed (plan_conv_padding below) and the fastest
 // forward / backward-data / backward-filter algorithms measured by cudnnFind*Algorithm (host
