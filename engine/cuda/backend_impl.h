@@ -2,9 +2,11 @@
 // CudaBackend's private state, shared by the files that implement it (CUDA types; include only
 // from engine/cuda/*.cpp). The CUDA backend is split by op family as kernels/ is:
 //   cuda_backend.cpp  construction, device description, memory, copies, timers
-//   conv_cudnn.*      convolutions: padding plan, per-shape cuDNN plans, algorithm choice, the
-//                     forward / backward-data / backward-filter calls
-//   dense_cublas.cpp  dense layers through cuBLAS
+//   conv_cudnn.*      convolutions: per-shape cuDNN plans, algorithm choice, the forward /
+//                     backward-data / backward-filter calls (FP32/TF32 or bf16 operands)
+//   conv_plan.*       their plain host arithmetic, built and tested in every build: the padding
+//                     plan and the workspace layout; conv_algo_choice.* the algorithm order
+//   dense_cublas.cpp  dense layers through cuBLAS (cublasSgemm, or cublasGemmEx on bf16)
 //   kernel_ops.cpp    every op that is one launcher of kernels/cuda (activations, batch norm,
 //                     pooling, dropout, loss, optimizers, input)
 //   cuda_precision.cpp  which Precision values this backend runs
@@ -52,6 +54,10 @@ struct CudaBackend::Impl {
   double* reduce_scratch = nullptr;
   // cuDNN plans per convolution shape (engine/cuda/conv_cudnn.h).
   std::unique_ptr<ConvPlanCache> convs;
+  // bf16 copies of a dense layer's operands (dense_cublas.cpp): grown, with the stream drained, the
+  // first time a larger layer asks (the first step), never after.
+  void* dense_bf16 = nullptr;
+  size_t dense_bf16_bytes = 0;
 
   Impl();
   ~Impl();  // best effort, never throws (cuda_backend.cpp)

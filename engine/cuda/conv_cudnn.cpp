@@ -12,62 +12,14 @@
 #include "engine/cuda/conv_algo_choice.h"
 #include "engine/error.h"
 #include "kernels/cuda/bias.cuh"
+#include "kernels/cuda/cast.cuh"
 #include "kernels/cuda/launch_util.cuh"
 #include "kernels/cuda/conv_pad.cuh"
 
 namespace fer {
 
 namespace kc = kernels::cuda;
-using cuda_detail::align_up;
 using cuda_detail::ensure_device;
-
-// ------------------------------------------------------------------------------------------------
-// Shape description and the padding plan (plain host code).
-
-std::string describe(const ConvShape& s) {
-  return "conv2d x[" + std::to_string(s.n) + "," + std::to_string(s.h) + "," + std::to_string(s.w) +
-         "," + std::to_string(s.c) + "] w[" + std::to_string(s.k) + "," + std::to_string(s.kh) +
-         "," + std::to_string(s.kw) + "," + std::to_string(s.c) + "] stride " +
-         std::to_string(s.stride_h) + "x" + std::to_string(s.stride_w) + " pad_top " +
-         std::to_string(s.pad_top) + " pad_left " + std::to_string(s.pad_left) + " -> y[" +
-         std::to_string(s.n) + "," + std::to_string(s.oh) + "," + std::to_string(s.ow) + "," +
-         std::to_string(s.k) + "]";
-}
-
-namespace {
-
-// Rows cuDNN produces from `in` rows with symmetric padding `pad`, or -1 when it would refuse.
-int cudnn_output_size(int in, int pad, int kernel, int stride) {
-  const int span = in + 2 * pad - kernel;
-  return span < 0 ? -1 : span / stride + 1;
-}
-
-}  // namespace
-
-ConvPadding plan_conv_padding(const ConvShape& s) {
-  if (s.n <= 0 || s.h <= 0 || s.w <= 0 || s.c <= 0 || s.k <= 0 || s.kh <= 0 || s.kw <= 0 ||
-      s.stride_h <= 0 || s.stride_w <= 0 || s.pad_top < 0 || s.pad_left < 0 || s.oh <= 0 ||
-      s.ow <= 0) {
-    throw std::invalid_argument("impossible convolution shape: " + describe(s));
-  }
-  ConvPadding p;
-  const bool direct = cudnn_output_size(s.h, s.pad_top, s.kh, s.stride_h) == s.oh &&
-                      cudnn_output_size(s.w, s.pad_left, s.kw, s.stride_w) == s.ow;
-  if (direct) {
-    p.padded_copy = false;
-    p.pad_h = s.pad_top;
-    p.pad_w = s.pad_left;
-    p.in_h = s.h;
-    p.in_w = s.w;
-  } else {
-    p.padded_copy = true;
-    p.pad_h = 0;
-    p.pad_w = 0;
-    p.in_h = (s.oh - 1) * s.stride_h + s.kh;
-    p.in_w = (s.ow - 1) * s.stride_w + s.kw;
-  }
-  return p;
-}
 
 // ------------------------------------------------------------------------------------------------
 // The three passes as cuDNN spells them: one traits class per pass, so that planning is written
@@ -228,12 +180,18 @@ std::string describe_pass(const ConvPlan& plan) {
          math_name(p.math) + "(" + std::to_string(p.workspace) + "B)";
 }
 
-std::array<int, 13> conv_key(const ConvShape& s) {
-  return {s.n, s.h, s.w, s.c, s.k, s.kh, s.kw, s.stride_h, s.stride_w, s.pad_top, s.pad_left, s.oh,
-          s.ow};
+std::array<int, 14> conv_key(const ConvShape& s) {
+  return {s.n,        s.h,        s.w,       s.c,        s.k,  s.kh, s.kw, s.stride_h,
+          s.stride_w, s.pad_top, s.pad_left, s.oh, s.ow, int(s.math)};
 }
 
+bool is_bf16(const ConvShape& s) { return s.math == kernels::MathType::bf16; }
+
 }  // namespace
+
+cudnnDataType_t cudnn_data_type(const ConvShape& s) {
+  return is_bf16(s) ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+}
 
 ConvPlan::~ConvPlan() {
   if (x_desc) cudnnDestroyTensorDescriptor(x_desc);
@@ -261,19 +219,16 @@ const ConvPlan& ConvPlanCache::plan(const ConvShape& s, bool reported) {
   if (it == plans_.end()) {
     size_t cap = kMaxConvWorkspaceBytes;
     if (!reported) {
-      const ConvPadding pad = plan_conv_padding(s);
-      const size_t pad_bytes =
-          pad.padded_copy ? align_up(size_t(s.n) * size_t(pad.in_h) * size_t(pad.in_w) *
-                                     size_t(s.c) * sizeof(float))
-                          : 0;
-      if (pad_bytes > max_reported_ws_) {
-        throw DeviceError("conv2d shape never planned and its padded copy (" +
-                          std::to_string(pad_bytes) + " bytes) exceeds the largest workspace " +
+      // The padded copy and the bf16 operand copies come before cuDNN's part.
+      const size_t fixed_bytes = plan_conv_workspace(s, plan_conv_padding(s)).cudnn;
+      if (fixed_bytes > max_reported_ws_) {
+        throw DeviceError("conv2d shape never planned and its padded/bf16 copies (" +
+                          std::to_string(fixed_bytes) + " bytes) exceed the largest workspace " +
                           "planned (" + std::to_string(max_reported_ws_) +
                           " bytes): ask conv2d_workspace_bytes for every batch size while " +
                           "planning; " + describe(s));
       }
-      cap = std::min(cap, max_reported_ws_ - pad_bytes);
+      cap = std::min(cap, max_reported_ws_ - fixed_bytes);
     }
     it = plans_.emplace(conv_key(s), build(s, cap)).first;
   }
@@ -300,19 +255,21 @@ std::unique_ptr<ConvPlan> ConvPlanCache::build(const ConvShape& s, size_t cudnn_
   }
 
   // cudnnSetTensor4dDescriptor takes dimensions in (n, c, h, w) order whatever the layout.
-  FER_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x_desc, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s.n,
-                                             s.c, p->pad.in_h, p->pad.in_w),
+  const cudnnDataType_t type = cudnn_data_type(s);
+  FER_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->x_desc, CUDNN_TENSOR_NHWC, type, s.n, s.c,
+                                             p->pad.in_h, p->pad.in_w),
                   what);
-  FER_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y_desc, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s.n,
-                                             s.k, s.oh, s.ow),
+  FER_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y_desc, CUDNN_TENSOR_NHWC, type, s.n, s.k, s.oh,
+                                             s.ow),
                   what);
   // NHWC filter format = KRSC = our OHWI weights.
-  FER_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, s.k,
-                                             s.c, s.kh, s.kw),
+  FER_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w_desc, type, CUDNN_TENSOR_NHWC, s.k, s.c, s.kh,
+                                             s.kw),
                   what);
-  const cudnnMathType_t search_math = tf32_ ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  const cudnnMathType_t search_math = tensor_math(s) ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
   for (ConvPassPlan& pass : p->passes) {
-    // Cross-correlation: TensorFlow's convolution (no kernel flip).
+    // Cross-correlation: TensorFlow's convolution (no kernel flip). The compute type is FP32 in
+    // both precisions: bf16 products accumulate in FP32.
     FER_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(pass.desc, p->pad.pad_h, p->pad.pad_w,
                                                     s.stride_h, s.stride_w, 1, 1,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
@@ -334,13 +291,10 @@ std::unique_ptr<ConvPlan> ConvPlanCache::build(const ConvShape& s, size_t cudnn_
   choose<ConvPass::backward_data>(*p, cudnn_ws_cap);
   choose<ConvPass::backward_filter>(*p, cudnn_ws_cap);
 
-  if (p->pad.padded_copy) {
-    p->pad_bytes = align_up(size_t(s.n) * size_t(p->pad.in_h) * size_t(p->pad.in_w) *
-                            size_t(s.c) * sizeof(float));
-  }
+  p->layout = plan_conv_workspace(s, p->pad);
   size_t largest = 0;
   for (const ConvPassPlan& pass : p->passes) largest = std::max(largest, pass.workspace);
-  p->total_ws = p->pad_bytes + align_up(largest);
+  p->total_ws = p->layout.total(largest);
   return p;
 }
 
@@ -381,7 +335,7 @@ void ConvPlanCache::choose(ConvPlan& p, size_t cap) {
                                       int(CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION),
                                       Pass::preference())) {
     const Perf& c = candidates[i];
-    const cudnnMathType_t math = tf32_ ? c.mathType : CUDNN_FMA_MATH;
+    const cudnnMathType_t math = tensor_math(p.shape) ? c.mathType : CUDNN_FMA_MATH;
     if (cudnnSetConvolutionMathType(out.desc, math) != CUDNN_STATUS_SUCCESS) continue;
     size_t ws = 0;
     if (Pass::workspace(cudnn_, p, out.desc, c.algo, &ws) != CUDNN_STATUS_SUCCESS || ws > cap) {
@@ -422,29 +376,86 @@ void require_workspace(const ConvPlan& p, const void* workspace) {
 
 }  // namespace
 
+// One convolution call's view of its workspace: the FP32 padded copy, the bf16 operand copies and
+// cuDNN's scratch (conv_plan.h), and the casts between FP32 buffers and the bf16 copies.
+struct ConvCall {
+  const ConvPlan& p;
+  char* ws;
+  cudaStream_t stream;
+
+  float* xp() const { return p.pad.padded_copy ? reinterpret_cast<float*>(ws + p.layout.xp) : nullptr; }
+  uint16_t* x_bf16() const { return reinterpret_cast<uint16_t*>(ws + p.layout.x_bf16); }
+  uint16_t* w_bf16() const { return reinterpret_cast<uint16_t*>(ws + p.layout.w_bf16); }
+  uint16_t* y_bf16() const { return reinterpret_cast<uint16_t*>(ws + p.layout.y_bf16); }
+  void* cudnn_ws(ConvPass pass) const {
+    return p.pass(pass).workspace ? ws + p.layout.cudnn : nullptr;
+  }
+  int64_t in_elems() const { return int64_t(p.shape.n) * p.pad.in_h * p.pad.in_w * p.shape.c; }
+
+  // The x operand cuDNN reads: x itself, its padded copy, or (bf16) a bf16 copy of either.
+  template <class What>
+  const void* x_operand(const float* x, const What& what) const {
+    const ConvShape& s = p.shape;
+    const float* xin = x;
+    if (float* pad = xp()) {
+      FER_CUDA_CHECK(kc::pad_nhwc(s.n, s.h, s.w, s.c, s.pad_top, s.pad_left, p.pad.in_h,
+                                  p.pad.in_w, x, pad, stream),
+                     what());
+      xin = pad;
+    }
+    if (s.math != kernels::MathType::bf16) return xin;
+    FER_CUDA_CHECK(kc::float_to_bf16(in_elems(), xin, x_bf16(), stream), what());
+    return x_bf16();
+  }
+  // w, or (bf16) its bf16 copy.
+  template <class What>
+  const void* w_operand(const float* w, const What& what) const {
+    if (p.shape.math != kernels::MathType::bf16) return w;
+    FER_CUDA_CHECK(kc::float_to_bf16(p.shape.w_size(), w, w_bf16(), stream), what());
+    return w_bf16();
+  }
+  // dy, or (bf16) its bf16 copy.
+  template <class What>
+  const void* dy_operand(const float* dy, const What& what) const {
+    if (p.shape.math != kernels::MathType::bf16) return dy;
+    FER_CUDA_CHECK(kc::float_to_bf16(p.shape.y_size(), dy, y_bf16(), stream), what());
+    return y_bf16();
+  }
+  // Where cuDNN writes a result that belongs in the FP32 buffer `out` of `n` elements: out itself,
+  // or (bf16) the bf16 part `bf16` of the workspace, widened into out by widen().
+  void* result(float* out, uint16_t* bf16) const {
+    return p.shape.math == kernels::MathType::bf16 ? static_cast<void*>(bf16) : out;
+  }
+  template <class What>
+  void widen(int64_t n, const uint16_t* bf16, float* out, const What& what) const {
+    if (p.shape.math != kernels::MathType::bf16) return;
+    FER_CUDA_CHECK(kc::bf16_to_float(n, bf16, out, stream), what());
+  }
+};
+
+// bf16 (MathType::bf16): cuDNN reads bf16 copies of x, w and dy made here, accumulates in FP32 and
+// writes bf16 results (the legacy API has no bf16-in, FP32-out convolution), which are widened
+// into the FP32 outputs, so y, dx and dw carry one more rounding to bf16 (relative <= 2^-8) than
+// the CPU backend's. The bias and its gradient stay FP32 (from the FP32 dy).
 void CudaBackend::conv2d_forward(const ConvShape& s, const float* x, const float* w,
                                  const float* b, float* y, void* workspace) {
   Impl& m = *impl_;
   ensure_device(m.device);
   const ConvPlan& p = m.convs->plan(s, false);
   require_workspace(p, workspace);
+  const ConvCall call{p, static_cast<char*>(workspace), m.stream};
   const ConvPassPlan& fwd = p.pass(ConvPass::forward);
-  char* ws = static_cast<char*>(workspace);
-  void* cudnn_ws = fwd.workspace ? ws + p.pad_bytes : nullptr;
   const auto what = [&] { return describe(s) + " [" + p.algorithms() + "]"; };
-  const float* xin = x;
-  if (p.pad.padded_copy) {
-    float* xp = reinterpret_cast<float*>(ws);
-    FER_CUDA_CHECK(kc::pad_nhwc(s.n, s.h, s.w, s.c, s.pad_top, s.pad_left, p.pad.in_h, p.pad.in_w,
-                                x, xp, m.stream),
-                   what());
-    xin = xp;
-  }
+  const void* xin = call.x_operand(x, what);
+  const void* win = call.w_operand(w, what);
+  void* yout = call.result(y, call.y_bf16());
   const float one = 1.0f, zero = 0.0f;
-  FER_CUDNN_CHECK(cudnnConvolutionForward(m.cudnn, &one, p.x_desc, xin, p.w_desc, w, fwd.desc,
-                                          cudnnConvolutionFwdAlgo_t(fwd.algo), cudnn_ws,
-                                          fwd.workspace, &zero, p.y_desc, y),
+  FER_CUDNN_CHECK(cudnnConvolutionForward(m.cudnn, &one, p.x_desc, xin, p.w_desc, win, fwd.desc,
+                                          cudnnConvolutionFwdAlgo_t(fwd.algo),
+                                          call.cudnn_ws(ConvPass::forward), fwd.workspace, &zero,
+                                          p.y_desc, yout),
                   what());
+  call.widen(s.y_size(), call.y_bf16(), y, what);
   if (b) {
     FER_CUDA_CHECK(kc::bias_add(int64_t(s.n) * s.oh * s.ow, s.k, b, y, m.stream), what());
   }
@@ -458,25 +469,22 @@ void CudaBackend::conv2d_backward(const ConvShape& s, const float* x, const floa
   ensure_device(m.device);
   const ConvPlan& p = m.convs->plan(s, false);
   require_workspace(p, workspace);
-  char* ws = static_cast<char*>(workspace);
+  const ConvCall call{p, static_cast<char*>(workspace), m.stream};
   const auto what = [&] { return describe(s) + " [" + p.algorithms() + "]"; };
   const float one = 1.0f, zero = 0.0f;
-  float* xp = p.pad.padded_copy ? reinterpret_cast<float*>(ws) : nullptr;
+  const void* dyin = (dw || dx) ? call.dy_operand(dy, what) : nullptr;
 
   if (dw) {
     const ConvPassPlan& bf = p.pass(ConvPass::backward_filter);
-    const float* xin = x;
-    if (xp) {
-      FER_CUDA_CHECK(kc::pad_nhwc(s.n, s.h, s.w, s.c, s.pad_top, s.pad_left, p.pad.in_h,
-                                  p.pad.in_w, x, xp, m.stream),
-                     what());
-      xin = xp;
-    }
-    void* cudnn_ws = bf.workspace ? ws + p.pad_bytes : nullptr;
-    FER_CUDNN_CHECK(cudnnConvolutionBackwardFilter(m.cudnn, &one, p.x_desc, xin, p.y_desc, dy,
+    const void* xin = call.x_operand(x, what);
+    // bf16: the weight gradient lands in the bf16 w part (w's copy is made after, for dx).
+    void* dwout = call.result(dw, call.w_bf16());
+    FER_CUDNN_CHECK(cudnnConvolutionBackwardFilter(m.cudnn, &one, p.x_desc, xin, p.y_desc, dyin,
                                                    bf.desc, cudnnConvolutionBwdFilterAlgo_t(bf.algo),
-                                                   cudnn_ws, bf.workspace, &zero, p.w_desc, dw),
+                                                   call.cudnn_ws(ConvPass::backward_filter),
+                                                   bf.workspace, &zero, p.w_desc, dwout),
                     what());
+    call.widen(s.w_size(), call.w_bf16(), dw, what);
   }
   if (db) {
     FER_CUDA_CHECK(kc::bias_grad(int64_t(s.n) * s.oh * s.ow, s.k, dy, db, m.reduce_scratch,
@@ -484,14 +492,19 @@ void CudaBackend::conv2d_backward(const ConvShape& s, const float* x, const floa
   }
   if (dx) {
     const ConvPassPlan& bd = p.pass(ConvPass::backward_data);
-    void* cudnn_ws = bd.workspace ? ws + p.pad_bytes : nullptr;
+    const void* win = call.w_operand(w, what);
     // With a padded copy the gradient of xp lands in the xp buffer (the filter pass above, earlier
-    // on the same stream, is done with it), then is cropped into dx.
+    // on the same stream, is done with it), then is cropped into dx. bf16: cuDNN writes it into
+    // the bf16 x part, widened into xp (or dx).
+    float* xp = call.xp();
     float* target = xp ? xp : dx;
-    FER_CUDNN_CHECK(cudnnConvolutionBackwardData(m.cudnn, &one, p.w_desc, w, p.y_desc, dy, bd.desc,
-                                                 cudnnConvolutionBwdDataAlgo_t(bd.algo), cudnn_ws,
-                                                 bd.workspace, &zero, p.x_desc, target),
+    void* dxout = call.result(target, call.x_bf16());
+    FER_CUDNN_CHECK(cudnnConvolutionBackwardData(m.cudnn, &one, p.w_desc, win, p.y_desc, dyin,
+                                                 bd.desc, cudnnConvolutionBwdDataAlgo_t(bd.algo),
+                                                 call.cudnn_ws(ConvPass::backward_data),
+                                                 bd.workspace, &zero, p.x_desc, dxout),
                     what());
+    call.widen(call.in_elems(), call.x_bf16(), target, what);
     if (xp) {
       FER_CUDA_CHECK(kc::crop_nhwc(s.n, s.h, s.w, s.c, s.pad_top, s.pad_left, p.pad.in_h,
                                    p.pad.in_w, xp, dx, m.stream),

@@ -11,9 +11,14 @@
 #include <mutex>
 #include <string>
 
+#include "engine/cuda/conv_plan.h"
 #include "engine/cuda/cuda_backend.h"
 
 namespace fer {
+
+// Element type of x, w and y in cuDNN's view: FP32, or bf16 for MathType::bf16 (the legacy API's
+// PSEUDO_BFLOAT16_CONFIG: bf16 tensors, FP32 compute type).
+cudnnDataType_t cudnn_data_type(const ConvShape& s);
 
 // The three passes of a convolution, each planned the same way (its own descriptor, because the
 // math type goes with the chosen algorithm; its own algorithm and workspace).
@@ -35,8 +40,8 @@ struct ConvPlan {
   cudnnTensorDescriptor_t y_desc = nullptr;
   cudnnFilterDescriptor_t w_desc = nullptr;
   std::array<ConvPassPlan, kConvPasses> passes;
-  size_t pad_bytes = 0;  // leading part of the workspace holding xp (0 without a padded copy)
-  size_t total_ws = 0;   // pad_bytes + the largest cuDNN workspace
+  ConvWorkspace layout;  // where xp, the bf16 copies and cuDNN's workspace lie (conv_plan.h)
+  size_t total_ws = 0;   // layout.total(the largest cuDNN workspace)
 
   ConvPlan() = default;
   ConvPlan(const ConvPlan&) = delete;
@@ -52,7 +57,8 @@ struct ConvPlan {
 // Plans by shape, built on first use and kept for the backend's life. Thread-safe.
 class ConvPlanCache {
  public:
-  // tf32: cuDNN may pick tensor-op math (TF32 on sm_80+); otherwise FMA math only.
+  // tf32: cuDNN may pick tensor-op math for FP32 shapes (TF32 on sm_80+); otherwise FMA math only.
+  // bf16 shapes always take the math type cuDNN lists with the algorithm (bf16 tensor cores).
   // deterministic: no measured times decide (conv_algo_choice.h).
   ConvPlanCache(cudnnHandle_t cudnn, bool tf32, bool deterministic)
       : cudnn_(cudnn), tf32_(tf32), deterministic_(deterministic) {}
@@ -69,11 +75,14 @@ class ConvPlanCache {
   std::unique_ptr<ConvPlan> build(const ConvShape& s, size_t cudnn_ws_cap);
   template <ConvPass P>
   void choose(ConvPlan& p, size_t cap);
+  bool tensor_math(const ConvShape& s) const {
+    return tf32_ || s.math == kernels::MathType::bf16;
+  }
 
   cudnnHandle_t cudnn_;
   bool tf32_, deterministic_;
   std::mutex mutex_;
-  std::map<std::array<int, 13>, std::unique_ptr<ConvPlan>> plans_;
+  std::map<std::array<int, 14>, std::unique_ptr<ConvPlan>> plans_;  // by shape and MathType
   // The largest workspace report() has given: what the executor provides.
   size_t max_reported_ws_ = 0;
 };

@@ -43,6 +43,7 @@ CudaBackend::Impl::~Impl() {
   if (cublas) cublasDestroy(cublas);
   if (cublas_workspace) cudaFree(cublas_workspace);
   if (reduce_scratch) cudaFree(reduce_scratch);
+  if (dense_bf16) cudaFree(dense_bf16);
   if (cudnn) cudnnDestroy(cudnn);
   if (stream) cudaStreamDestroy(stream);
 }
