@@ -15,6 +15,9 @@
 #   FER_CUDA_ARCH         CMAKE_CUDA_ARCHITECTURES for the build stage (default 90)
 #   FER_PEERS_PYTHON      Python with torch (default python3)
 #   FER_SUITE_TORCH_MODES (default eager,channels_last,bf16,compile,cudagraph,cudagraph_bf16)
+#   FER_SUITE_PRECISIONS  fer_gpu precisions measured besides the default tf32 run (default bf16;
+#                         "" for none): fer_gpu bench --device cuda --precision P, written to
+#                         fer_P_<config>.json, the "fer_gpu cuda bf16" column of the table
 #   FER_SUITE_RUN_CONFIG  config of the whole run (default model5-v2); FER_SUITE_RUN_EPOCHS (default 50)
 #   FER_SUITE_RUN_MODES   PyTorch modes of the whole run (default: channels_last,cudagraph)
 #   FER_DATA              FER2013 CSV (default: .deps/data/fer2013.csv, the work folder's, the staged
@@ -31,6 +34,7 @@ BUILD="${FER_SUITE_BUILD_DIR:-build-gpu-suite}"
 ARCH="${FER_CUDA_ARCH:-90}"
 PY="${FER_PEERS_PYTHON:-python3}"
 TORCH_MODES="${FER_SUITE_TORCH_MODES:-eager,channels_last,bf16,compile,cudagraph,cudagraph_bf16}"
+PRECISIONS=(${FER_SUITE_PRECISIONS-bf16})
 RUN_CONFIG="${FER_SUITE_RUN_CONFIG:-model5-v2}"
 RUN_EPOCHS="${FER_SUITE_RUN_EPOCHS:-50}"
 RUN_MODES="${FER_SUITE_RUN_MODES:-channels_last,cudagraph}"
@@ -83,6 +87,15 @@ stage_fer() {
     fresh "$WORK/fer_$c.json" || { echo "fer_gpu bench $c: done already"; continue; }
     log_cmd "$FER_GPU" bench "configs/$c.toml" --device both --layers --json "$WORK/fer_$c.json"
     "$FER_GPU" bench "configs/$c.toml" --device both --layers --json "$WORK/fer_$c.json" 2>&1 | tee "$WORK/fer_$c.txt"
+  done
+  local p
+  for p in ${PRECISIONS[@]+"${PRECISIONS[@]}"}; do
+    for c in "${CONFIGS[@]}"; do
+      fresh "$WORK/fer_${p}_$c.json" || { echo "fer_gpu bench $c $p: done already"; continue; }
+      log_cmd "$FER_GPU" bench "configs/$c.toml" --device cuda --precision "$p" --layers --json "$WORK/fer_${p}_$c.json"
+      "$FER_GPU" bench "configs/$c.toml" --device cuda --precision "$p" --layers \
+        --json "$WORK/fer_${p}_$c.json" 2>&1 | tee "$WORK/fer_${p}_$c.txt"
+    done
   done
 }
 
@@ -176,7 +189,8 @@ PY
     echo "- CUDA: $(nvcc --version 2>/dev/null | tail -n 1); PyTorch: $("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo 'not available')"
     echo "- Commit: \`$commit\`$dirty"
     echo "- fer_gpu bench: synthetic data resident on the device, batch 128, config augmentation; GPU: 10 warm-up steps,"
-    echo "  5 repeats x 50 steps, CUDA events, TF32 convolutions/GEMMs; CPU: 3 warm-up, 3 x 10 steps. PyTorch: same data"
+    echo "  5 repeats x 50 steps, CUDA events, TF32 convolutions/GEMMs (the bf16 column: --precision bf16, bf16 operands,"
+    echo "  FP32 accumulation); CPU: 3 warm-up, 3 x 10 steps. PyTorch: same data"
     echo "  handling and counts on the GPU; medians shown."
     echo
     echo "## Training throughput (images/s)"
@@ -196,6 +210,17 @@ PY
       echo '```'
       cat "$WORK/fer_$c.txt"
       echo '```'
+    done
+    for p in ${PRECISIONS[@]+"${PRECISIONS[@]}"}; do
+      for c in "${CONFIGS[@]}"; do
+        [ -f "$WORK/fer_${p}_$c.txt" ] || continue
+        echo
+        echo "## fer_gpu bench $c --device cuda --precision $p --layers"
+        echo
+        echo '```'
+        cat "$WORK/fer_${p}_$c.txt"
+        echo '```'
+      done
     done
     echo
     echo "## Commands"

@@ -26,16 +26,20 @@
 #                 algorithm search once per shape.
 #   train     30  model5-v2, 3 epochs on the 4,096-row cut (24 steps of 128 each): a few seconds of
 #                 GPU work after loading 35 MB of CSV; shows the loss falling, img/s, loader stall.
-#   bench     80  fer_gpu bench --device both for model5-v2 and model8: the GPU part takes seconds;
-#                 the CPU part (3 warm-up + 3 x 10 steps at batch 128 on 16 cores) dominates.
-#   peers     60  PyTorch on the same two models, modes channels_last and cudagraph (no torch.compile:
+#   train-bf16 25 the same run with --precision bf16 (cuDNN/cuBLAS bf16 operands), 2 epochs: the
+#                 loss must fall in bf16 too.
+#   bench     80  fer_gpu bench --device both for model5-v2 and model8, then --device cuda
+#                 --precision bf16 for both: the GPU parts take seconds; the CPU part (3 warm-up +
+#                 3 x 10 steps at batch 128 on 16 cores) dominates.
+#   peers     80  PyTorch on the same two models, modes channels_last, bf16 (channels_last + bf16
+#                 autocast, the peer of fer_gpu's bf16 column) and cudagraph (no torch.compile:
 #                 its start alone can take a minute).
 #   memcheck  50  compute-sanitizer memcheck on the custom-kernel tests only (cuDNN/cuBLAS tests
 #                 are left out: the sanitizer slows their algorithm search 10-100x).
 #   longrun   40  model5-v2 for 50 epochs on the cut (1,200 steps), only with the time left over;
 #                 its budget is whatever remains of the 480 s, at most 40.
 #   ---------
-#   total    480
+#   total    480  (the budgets are caps and add up to 525; longrun takes only what is left)
 # racecheck (not in the default list; name it with --rerun) has no budget of its own: FER_BUDGET_racecheck.
 #
 # The summary ($OUT/gpu_suite_summary.md, else build-gpu-suite-logs/) is rewritten after EVERY
@@ -52,10 +56,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
 
 # ------------------------------------------------------------------ budgets (seconds)
-declare -A BUDGET=([probe]=10 [build]=130 [test]=80 [train]=30 [bench]=80 [peers]=60 [memcheck]=50 [longrun]=40
+declare -A BUDGET=([probe]=10 [build]=130 [test]=80 [train]=30 [train-bf16]=25 [bench]=80 [peers]=80 [memcheck]=50 [longrun]=40
                    [racecheck]=120 [stage]=600 [rehearse-build]=5400 [rehearse-test]=900 [rehearse-check]=120)
 TOTAL_BUDGET="${FER_SUITE_TOTAL:-480}"
-DEFAULT_STAGES=(probe build test train bench peers memcheck longrun)
+DEFAULT_STAGES=(probe build test train train-bf16 bench peers memcheck longrun)
 REHEARSE_STAGES=(stage rehearse-build rehearse-check rehearse-test)
 for s in "${!BUDGET[@]}"; do
   v="FER_BUDGET_${s//-/_}"
@@ -249,16 +253,18 @@ stage_test() {
   row "$stage" "$result" "${BUDGET[$stage]}" $(( $(now) - t0 )) "$passed passed, $failed failed, $skipped skipped; $THREADS_PER_TEST threads/test"
 }
 
-# train_run STAGE EPOCHS: fer_gpu train on the cut; the verdict reads history.csv.
+# train_run STAGE EPOCHS [ARGS...]: fer_gpu train on the cut (ARGS added to its command line); the
+# verdict reads history.csv.
 train_run() {
   local stage="$1" epochs="$2" t0; t0=$(now)
+  shift 2
   local fer="$BUILD/tools/fer_gpu" dir="$BUILD/run-$stage" log="$LOGDIR/gpu_suite_$stage.log"
   if [ ! -x "$fer" ]; then row "$stage" SKIP "${BUDGET[$stage]}" 0 "no fer_gpu binary"; return; fi
   if [ ! -s "$CUT" ]; then row "$stage" SKIP "${BUDGET[$stage]}" 0 "no data cut ($CUT)"; return; fi
   rm -rf "$dir"
-  echo "+ $fer train configs/model5-v2.toml --data $CUT --device cuda --epochs $epochs --out $dir" >"$log"
+  echo "+ $fer train configs/model5-v2.toml --data $CUT --device cuda --epochs $epochs --out $dir $*" >"$log"
   run_budgeted "$stage" "$log" "$fer" train configs/model5-v2.toml --data "$CUT" --device cuda \
-    --epochs "$epochs" --out "$dir"
+    --epochs "$epochs" --out "$dir" "$@"
   local rc=$?
   [ -f "$dir/history.csv" ] && cp "$dir/history.csv" "$LOGDIR/gpu_suite_${stage}_history.csv"
   local verdict
@@ -290,7 +296,7 @@ bench_stage() {
   local stage="$1" which="$2" t0; t0=$(now)
   local log="$LOGDIR/gpu_suite_$stage.log"
   FER_SUITE_BUILD_DIR="$BUILD" FER_SUITE_CONFIGS="model5-v2 model8" FER_SUITE_FRESH=1 \
-    FER_SUITE_TORCH_MODES="channels_last,cudagraph" \
+    FER_SUITE_TORCH_MODES="channels_last,bf16,cudagraph" FER_SUITE_PRECISIONS="bf16" \
     run_budgeted "$stage" "$log" bash bench/gpu_bench.sh "$which"
   local rc=$?
   tail -n 30 "$log"
@@ -466,6 +472,7 @@ for s in "${STAGES[@]}"; do
     build) stage_build build ;;
     test) if built; then stage_test test; else row test SKIP "${BUDGET[test]}" 0 "no build"; fi ;;
     train) train_run train 3 ;;
+    train-bf16) train_run train-bf16 2 --precision bf16 ;;
     bench) if built; then bench_stage bench fer; else row bench SKIP "${BUDGET[bench]}" 0 "no build"; fi ;;
     peers) bench_stage peers peers ;;
     memcheck) if built; then sanitize memcheck memcheck "$CUSTOM_KERNEL_TESTS"; else row memcheck SKIP "${BUDGET[memcheck]}" 0 "no build"; fi ;;

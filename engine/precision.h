@@ -8,11 +8,12 @@
 //   fp32   FP32 everywhere (the CPU default)            FP32 everywhere, no tensor cores
 //   tf32   refused: no TF32 on CPUs                     FP32 buffers, cuDNN/cuBLAS TF32 tensor-core
 //                                                       math (sm_80+; the CUDA default)
-//   bf16   convolutions and dense layers on bf16        refused in this build (not implemented;
-//          operands via oneDNN (AVX512-BF16 or AMX),    see docs/cpu_performance.md)
-//          FP32 accumulation and outputs; refused on
-//          CPUs without either (unless FER_CPU_BF16=
-//          emulate, the slow test path of bf16.h)
+//   bf16   convolutions and dense layers on bf16        convolutions (cuDNN) and dense layers
+//          operands via oneDNN (AVX512-BF16 or AMX),    (cuBLAS GemmEx) on bf16 copies of their
+//          FP32 accumulation and outputs; refused on    operands, FP32 accumulation; dense outputs
+//          CPUs without either (unless FER_CPU_BF16=    FP32, convolution outputs rounded to bf16
+//          emulate, the slow test path of bf16.h)       once (cuDNN's legacy bf16 API) and widened
+//                                                       to FP32; refused before sm_80
 //
 // In bf16 the master weights, the optimizer's slots, gradients after each op, the loss and
 // softmax, batch-norm statistics and every element-wise op stay FP32: only the operands of the

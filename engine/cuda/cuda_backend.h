@@ -3,44 +3,32 @@
 // kernels from kernels/cuda/. Every op is asynchronous on that stream (no host synchronisation, no
 // allocation), so a training step can be captured as a CUDA graph; the exceptions are stated below.
 //
-// Convolutions (NHWC activations, OHWI = cuDNN NHWC/KRSC filters) run through cuDNN. For each
+// Convolutions (NHWC activations, OHWI = cuDNN NHWC/KRSC filters) run through cuDNN (engine/cuda/
+// conv_cudnn.cpp; dense layers: dense_cublas.cpp; the file map: backend_impl.h). For each
 // ConvShape the first conv2d_workspace_bytes() (or, failing that, the first conv call) builds a
 // plan: descriptors, how the padding is expressed (plan_conv_padding below) and the fastest
 // forward / backward-data / backward-filter algorithms measured by cudnnFind*Algorithm (host
 // blocking: call conv2d_workspace_bytes for every shape while planning, before the step loop or
 // any graph capture). With BackendOptions::deterministic no time is measured: the algorithms are
 // a fixed function of the shape and cuDNN's heuristic candidate list (engine/cuda/
-// conv_algo_choice.h), so every process picks the same. Plans are cached per shape.
+// conv_algo_choice.h), so every process picks the same. Plans are cached per shape and MathType.
+//
+// MathType::bf16 (Precision::bf16): convolutions and dense layers cast their FP32 operands to bf16
+// copies (kernels/cuda/cast.cuh; in the convolution workspace, conv_plan.h, or for dense layers a
+// backend-owned buffer grown on the first call of a larger shape) and multiply them with FP32
+// accumulation; every pointer stays FP32. Weights are cast at each call (forward, and again for the
+// data gradient), not once per step.
 //
 // This header is plain C++ (no CUDA types): the implementation lives behind a pointer.
 #include <memory>
 #include <string>
 
 #include "engine/backend.h"
+#include "engine/cuda/conv_plan.h"
 
 namespace fer {
 
-// How a convolution's explicit padding is handed to cuDNN, which pads both sides of a dimension
-// equally. The convolution itself is defined by pad_top/pad_left and oh/ow alone: output row j
-// reads input rows j*stride - pad_top + [0, kh), zeros outside the input. cuDNN, given symmetric
-// padding p, produces (h + 2p - kh)/stride + 1 rows with the same row mapping, so
-//  - direct: when that count equals oh (and ow likewise) with p = pad_top (pad_left), cuDNN
-//    computes exactly our convolution ("valid", odd-kernel "same" at stride 1, ...);
-//  - padded copy: otherwise (TensorFlow "same" with an odd total padding puts the extra row at
-//    the bottom, e.g. stride 2 on an even input or an even kernel), x is copied into a zeroed
-//    buffer xp of (oh-1)*stride + kh rows and (ow-1)*stride + kw columns with x at offset
-//    (pad_top, pad_left) (rows past the last window are left out), cuDNN runs with zero padding,
-//    and the data gradient computed for xp is cropped back (x rows not in xp get 0).
-struct ConvPadding {
-  bool padded_copy = false;
-  int pad_h = 0, pad_w = 0;  // symmetric padding given to cuDNN
-  int in_h = 0, in_w = 0;    // spatial size of the tensor cuDNN reads (xp's when padded_copy)
-};
-// Throws std::invalid_argument for an impossible shape.
-ConvPadding plan_conv_padding(const ConvShape& s);
-
-// One-line descriptions used in error messages.
-std::string describe(const ConvShape& s);
+// One-line descriptions used in error messages (describe(ConvShape): conv_plan.h).
 std::string describe(const DenseShape& s);
 std::string describe(const PoolShape& s);
 std::string describe(const BatchNormShape& s);
@@ -59,8 +47,8 @@ class CudaBackend final : public Backend {
   bool tf32_enabled() const;
   const BackendOptions& options() const;
   // Precision (engine/precision.h; defined in cuda_precision.cpp): tf32 when TF32 is enabled,
-  // else fp32; fp32 and tf32 are fixed when the backend is made (BackendOptions::allow_tf32), bf16
-  // is refused (not implemented on CUDA yet).
+  // else fp32; fp32 and tf32 are fixed when the backend is made (BackendOptions::allow_tf32); bf16
+  // runs on GPUs with bf16 tensor cores (sm_80+), refused on older ones naming that.
   Precision default_precision() const override;
   std::string precision_unsupported(Precision p) const override;
 
