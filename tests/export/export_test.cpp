@@ -3,6 +3,7 @@
 // forward pass, and `fer_gpu export` as users run it (atomic: nothing half-written).
 // The onnxruntime comparison through `fer_gpu predict` is tests/export/onnxruntime_check.py.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -68,6 +69,20 @@ const fer::OnnxAttribute* attr(const fer::OnnxNode& n, const std::string& name) 
   for (const auto& a : n.attributes)
     if (a.name == name) return &a;
   return nullptr;
+}
+
+// The metadata's JSON values parse back whatever the class names hold (folder names may carry
+// quotes, backslashes, control characters).
+TEST(OnnxMetadata, JsonValuesParseBack) {
+  fer::OnnxGraphDraft draft;
+  draft.input_hwc = {48, 40, 1};
+  draft.classes = 3;
+  fer::OnnxModelInfo info;
+  info.class_names = {"happy \"mostly\"", "back\\slash", "tab\there\n"};
+  std::map<std::string, std::string> meta;
+  for (const auto& [k, v] : fer::onnx_metadata(draft, info)) meta[k] = v;
+  EXPECT_EQ(nlohmann::json::parse(meta["classes"]), nlohmann::json(info.class_names)) << meta["classes"];
+  EXPECT_EQ(nlohmann::json::parse(meta["input_shape"]), nlohmann::json::array({"N", 48, 40, 1}));
 }
 
 TEST(OnnxForm, TheTwoTestModelsCoverEveryCatalogueLayerType) {
@@ -189,9 +204,10 @@ TEST(OnnxExport, CheckedModelWithMetadataAndDynamicBatch) {
   EXPECT_EQ(model.producer_name(), "fer_gpu");
   std::map<std::string, std::string> meta;
   for (const auto& p : model.metadata_props()) meta[p.key()] = p.value();
-  EXPECT_EQ(meta["classes"], "[\"angry\", \"fear\", \"happy\", \"sad\", \"surprise\", \"neutral\"]");
+  EXPECT_EQ(nlohmann::json::parse(meta["classes"]),
+            nlohmann::json::array({"angry", "fear", "happy", "sad", "surprise", "neutral"}));
   EXPECT_EQ(meta["input_layout"], "NHWC");
-  EXPECT_EQ(meta["input_shape"], "[\"N\", 48, 48, 1]");
+  EXPECT_EQ(nlohmann::json::parse(meta["input_shape"]), nlohmann::json::array({"N", 48, 48, 1}));
   EXPECT_NE(meta["input_scale"].find("1/255"), std::string::npos);
   EXPECT_EQ(meta["fer_gpu.model"], "model5-v2");
   EXPECT_EQ(meta["source"], "test.ckpt");
