@@ -453,11 +453,15 @@ DeviceResult run_benchmark(const models::RunConfig& config, DeviceKind kind, con
         attributed += row.fwd_ms + row.bwd_ms;
         r.layers.push_back(std::move(row));
       };
-      LayerRow in;
-      in.name = "input";
-      in.type = pool.augment ? "copy+augment" : "copy+convert";
-      in.fwd_ms = input / n;
-      add(in);
+      // Rows of work outside the layers: input, loss, optimizer, and what no timer saw.
+      auto pseudo_row = [](std::string name, std::string type, double ms) {
+        LayerRow row;
+        row.name = std::move(name);
+        row.type = std::move(type);
+        row.fwd_ms = ms;
+        return row;
+      };
+      add(pseudo_row("input", pool.augment ? "copy+augment" : "copy+convert", input / n));
       for (int i = 0; i < g.num_layers(); ++i) {
         LayerRow row;
         row.index = i;
@@ -471,21 +475,9 @@ DeviceResult run_benchmark(const models::RunConfig& config, DeviceKind kind, con
         row.bwd_flops = g.layer(i).backward_flops(r.batch);
         add(row);
       }
-      LayerRow l;
-      l.name = "loss";
-      l.type = "softmax+xent";
-      l.fwd_ms = loss / n;
-      add(l);
-      LayerRow o;
-      o.name = run.optim_name();
-      o.type = "fused update";
-      o.fwd_ms = optim / n;
-      add(o);
-      LayerRow other;
-      other.name = "other";
-      other.type = "between timers";
-      other.fwd_ms = std::max(0.0, r.profiled_step_ms - attributed);
-      r.layers.push_back(other);
+      add(pseudo_row("loss", "softmax+xent", loss / n));
+      add(pseudo_row(run.optim_name(), "fused update", optim / n));
+      r.layers.push_back(pseudo_row("other", "between timers", std::max(0.0, r.profiled_step_ms - attributed)));
       const double denom = std::max(r.profiled_step_ms, attributed);
       for (LayerRow& row : r.layers) row.share = denom > 0 ? (row.fwd_ms + row.bwd_ms) / denom : 0.0;
     }
@@ -509,6 +501,15 @@ DeviceResult run_benchmark(const models::RunConfig& config, DeviceKind kind, con
   return r;
 }
 
+namespace {
+// "[min, max]" of a rate, one decimal.
+std::string min_max(const Stats& s) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "[%.1f, %.1f]", s.min, s.max);
+  return buf;
+}
+}  // namespace
+
 std::string format_report(const BenchReport& rep) {
   std::ostringstream out;
   out << "fer_gpu bench: " << rep.model_name << " (" << rep.config_path << "), "
@@ -522,14 +523,11 @@ std::string format_report(const BenchReport& rep) {
     const double achieved = r.step_flops / (r.train_step_ms.median * 1e6);
     out << pad(r.device, 7) << pad(r.math, 6) << pad(std::to_string(r.batch), 6, true) << "  "
         << pad(fmt("%.1f", r.train_images_per_s.median), 12, true) << "  "
-        << pad("[" + fmt("%.1f", r.train_images_per_s.min) + ", " + fmt("%.1f", r.train_images_per_s.max) + "]", 19)
+        << pad(min_max(r.train_images_per_s), 19)
         << pad(fmt("%.2f", r.train_step_ms.median), 9, true) << "  "
         << pad(r.infer_images_per_s.samples.empty() ? "-" : fmt("%.1f", r.infer_images_per_s.median), 12, true)
         << "  "
-        << pad(r.infer_images_per_s.samples.empty()
-                   ? ""
-                   : "[" + fmt("%.1f", r.infer_images_per_s.min) + ", " + fmt("%.1f", r.infer_images_per_s.max) + "]",
-               19)
+        << pad(r.infer_images_per_s.samples.empty() ? "" : min_max(r.infer_images_per_s), 19)
         << pad(fmt("%.1f", achieved), 12, true)
         << pad(r.peak_gflops > 0 ? fmt("%.1f%%", 100.0 * achieved / r.peak_gflops) : "-", 8, true) << "\n";
   }
