@@ -25,6 +25,7 @@
 #include "engine/training/run_setup.h"
 #include "engine/backend.h"
 #include "tests/common/temp_files.h"
+#include "tests/common/user_error.h"
 #include "tests/export/random_checkpoint.h"
 
 #ifdef FER_HAVE_ONNX
@@ -173,14 +174,10 @@ TEST(OnnxForm, ALayerWithoutAFormIsRefusedByNameAndType) {
   layers.push_back(fer::models::find_layer_type("Activation")->make(reader));
   layers.back()->set_name("activation");
   fer::Graph graph(std::move(layers), fer::Shape{{3}}, 3);
-  try {
-    fer::draft_onnx_graph(graph, {}, {});
-    FAIL() << "a layer without an ONNX form was exported";
-  } catch (const fer::UserError& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("layer 'mystery_1' (Mystery) has no ONNX form"), std::string::npos) << what;
-    EXPECT_NE(what.find("nothing was written"), std::string::npos) << what;
-  }
+  const std::string what = fer::test_errors::user_error_of([&] { fer::draft_onnx_graph(graph, {}, {}); },
+                                                          "a layer without an ONNX form was exported");
+  EXPECT_NE(what.find("layer 'mystery_1' (Mystery) has no ONNX form"), std::string::npos) << what;
+  EXPECT_NE(what.find("nothing was written"), std::string::npos) << what;
 }
 
 TEST(OnnxForm, WeightsOfAnotherModelAreRefused) {
@@ -241,12 +238,7 @@ TEST(OnnxExport, AFormTheCheckerRejectsIsABugNotAFile) {
 #else
 
 TEST(OnnxExport, WithoutLibOnnxExportSaysHowToGetIt) {
-  try {
-    fer::serialize_onnx({}, {});
-    FAIL();
-  } catch (const fer::UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("libonnx-dev"), std::string::npos);
-  }
+  EXPECT_NE(fer::test_errors::user_error_of([] { fer::serialize_onnx({}, {}); }).find("libonnx-dev"), std::string::npos);
   GTEST_SKIP() << "built without libonnx: the ONNX file tests need it (install libonnx-dev libprotobuf-dev)";
 }
 

@@ -13,6 +13,7 @@
 
 #include "engine/error.h"
 #include "engine/training/checkpoint.h"
+#include "tests/common/user_error.h"
 
 #include "tests/common/temp_files.h"
 
@@ -92,16 +93,6 @@ inline void expect_same_training_state(const Checkpoint& a, const Checkpoint& b)
   EXPECT_EQ(a.predictions.predicted, b.predictions.predicted);
 }
 
-// Runs f and returns the UserError message (fails the test when nothing is thrown).
-template <typename F>
-std::string user_error_of(F&& f) {
-  try {
-    f();
-  } catch (const fer::UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a fer::UserError";
-  return "";
-}
+using fer::test_errors::user_error_of;
 
 }  // namespace fer::training::testing
