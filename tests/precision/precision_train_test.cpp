@@ -23,20 +23,6 @@ using namespace fer::training;
 using namespace fer::training::testing;
 using fer::kernels::cpu::Bf16Impl;
 
-TrainRequest request(const std::string& config, const std::string& out) {
-  TrainRequest r;
-  r.config_path = config;
-  r.device = "cpu";
-  r.out_dir = out;
-  r.out = nullptr;
-  return r;
-}
-
-TrainResult train(const TrainRequest& r) {
-  Trainer t(r);
-  return t.run();
-}
-
 // bf16 on this CPU: native where it has bf16 instructions, else the emulation (tests only).
 class Bf16Runs : public ::testing::Test {
  protected:
@@ -149,10 +135,7 @@ TEST_F(Bf16Runs, ResumeKeepsTheRunsPrecisionUnlessToldAndCheckpointsAreInterchan
   first.precision = "bf16";
   first.epochs = 2;
   ASSERT_EQ(train(first).status, TrainStatus::completed);
-  TrainRequest second = request(dir / "tiny.toml", "");
-  second.out_dir.reset();
-  second.resume = dir / "split";
-  second.epochs = 3;
+  TrainRequest second = resume_request(dir / "tiny.toml", dir / "split", 3);
   ASSERT_EQ(train(second).status, TrainStatus::completed);
   expect_same_training_state(read_checkpoint(dir / "straight/last.ckpt"), read_checkpoint(dir / "split/last.ckpt"));
 
