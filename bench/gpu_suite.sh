@@ -388,7 +388,7 @@ stage_rehearse_check() {
   : >"$log"
   if [ ! -x "$BUILD/tools/fer_gpu" ]; then row rehearse-check FAIL "${BUDGET[rehearse-check]}" 0 "no build"; return; fi
   local status=0
-  local forbidden_headers='^ */usr/(include/(toml\+\+|CLI|stb|libexif|gtest|gmock|oneapi|dnnl|x86_64-linux-gnu/(openblas|cblas))|src/googletest)|/usr/local/cuda[^ ]*/include/(cudnn|cublas)'
+  local forbidden_headers='^ */usr/(include/(toml\+\+|CLI|nlohmann|stb|libexif|gtest|gmock|oneapi|dnnl|x86_64-linux-gnu/(openblas|cblas))|src/googletest)|/usr/local/cuda[^ ]*/include/(cudnn|cublas)'
   if (cd "$BUILD" && ninja -t deps) | grep -E "$forbidden_headers" | sort -u >"$log.h"; [ -s "$log.h" ]; then
     echo "headers taken from outside the staged folder/wheels:" >>"$log"; head -n 20 "$log.h" >>"$log"; status=1
   fi

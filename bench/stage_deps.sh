@@ -3,7 +3,7 @@
 # CUDA toolkit and the NVIDIA pip wheels that machine has (cuDNN, cuBLAS): that machine has no
 # Debian -dev packages and no package registry. Then checks it and prints what is sent.
 #
-#   include/      toml++/, CLI/, stb/, libexif/, cblas.h + openblas_config.h (header-only or headers)
+#   include/      toml++/, CLI/, nlohmann/, stb/, libexif/, cblas.h + openblas_config.h (header-only or headers)
 #   lib/*.xz      the shared libraries the build links that the GPU image lacks (STAGED_LIBS below:
 #                 libopenblas.so.0, libexif.so.12) and every library they need that is not part
 #                 of a bare glibc/GCC runtime: libgfortran.so.5, libquadmath.so.0 (found with ldd,
@@ -41,7 +41,7 @@ mkdir -p "$DEPS/include/stb" "$DEPS/lib" "$DEPS/data"
 [ -n "$keep" ] && mv "$keep" "$cut"
 
 # ---- headers
-cp -r /usr/include/toml++ /usr/include/CLI "$DEPS/include/"
+cp -r /usr/include/toml++ /usr/include/CLI /usr/include/nlohmann "$DEPS/include/"
 cp /usr/include/stb/stb_image.h /usr/include/stb/stb_image_write.h /usr/include/stb/stb_image_resize.h "$DEPS/include/stb/"
 blas_inc=/usr/include/x86_64-linux-gnu/openblas-pthread
 cp "$blas_inc"/cblas.h "$blas_inc"/openblas_config.h "$DEPS/include/"
@@ -100,7 +100,7 @@ fi
 # ---- manifest
 {
   echo "staged $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(hostname) at commit $(git rev-parse HEAD 2>/dev/null || echo unknown)"
-  for p in libtomlplusplus-dev libcli11-dev libstb-dev libexif-dev libexif12 libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0 libgtest-dev googletest; do
+  for p in libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libstb-dev libexif-dev libexif12 libopenblas0-pthread libopenblas-pthread-dev libgfortran5 libquadmath0 libgtest-dev googletest; do
     v=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
     [ -n "$v" ] && echo "$p $v"
   done

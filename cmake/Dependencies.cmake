@@ -16,6 +16,19 @@ if(NOT TARGET CLI11::CLI11)
   target_include_directories(CLI11::CLI11 INTERFACE "${FER_CLI11_INCLUDE}")
 endif()
 
+# nlohmann/json (header-only) writes and reads every JSON file and stream of fer_gpu (history.json,
+# bench --json, predict --json, export metadata). Debian/Ubuntu: nlohmann-json3-dev.
+find_package(nlohmann_json 3 QUIET)
+if(NOT TARGET nlohmann_json::nlohmann_json)
+  find_path(FER_NLOHMANN_JSON_INCLUDE nlohmann/json.hpp)
+  if(NOT FER_NLOHMANN_JSON_INCLUDE)
+    message(FATAL_ERROR "nlohmann/json not found: install nlohmann-json3-dev "
+                        "(or stage nlohmann/json.hpp under FER_DEPS_DIR/include: bench/stage_deps.sh)")
+  endif()
+  add_library(nlohmann_json::nlohmann_json INTERFACE IMPORTED)
+  target_include_directories(nlohmann_json::nlohmann_json INTERFACE "${FER_NLOHMANN_JSON_INCLUDE}")
+endif()
+
 # stb is header-only; loaders/ compiles its implementation once.
 find_path(FER_STB_INCLUDE stb_image.h PATH_SUFFIXES stb REQUIRED)
 

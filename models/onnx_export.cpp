@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/error.h"
 
 #ifdef FER_HAVE_ONNX
@@ -13,26 +15,14 @@
 
 namespace fer {
 
-namespace {
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    if (ch == '"' || ch == '\\') out += '\\';
-    out += ch;
-  }
-  return out + "\"";
-}
-
-}  // namespace
-
 std::vector<std::pair<std::string, std::string>> onnx_metadata(const OnnxGraphDraft& d, const OnnxModelInfo& info) {
-  std::string classes = "[";
-  for (size_t i = 0; i < info.class_names.size(); ++i) classes += (i ? ", " : "") + json_string(info.class_names[i]);
-  classes += "]";
-  std::string shape = "[\"N\"";
-  for (int v : d.input_hwc) shape += ", " + std::to_string(v);
-  shape += "]";
+  // classes and input_shape are JSON arrays (read with json.loads / JSON.parse); names from image
+  // folders need not be valid UTF-8: replaced, not thrown on.
+  const std::string classes =
+      nlohmann::json(info.class_names).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  nlohmann::json shape_json = nlohmann::json::array({"N"});
+  for (int v : d.input_hwc) shape_json.push_back(v);
+  const std::string shape = shape_json.dump();
   const bool image = d.input_hwc.size() == 3;
   const std::string hw = image ? std::to_string(d.input_hwc[0]) + "x" + std::to_string(d.input_hwc[1]) : "";
   std::vector<std::pair<std::string, std::string>> m = {

@@ -11,6 +11,7 @@
 // the exit status is 2 when any image failed (0 when all were predicted). A photo without a face
 // is said ("no face found", a "no_face" list in --json) and is not a failure.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -18,6 +19,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/error.h"
 #include "engine/training/evaluate.h"
@@ -49,23 +52,11 @@ struct RowSource {
   size_t image = 0;  // index of the input image (ImageInput) it came from
 };
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    const unsigned char c = static_cast<unsigned char>(ch);
-    if (ch == '"' || ch == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += ch;
-    }
-  }
-  return out + "\"";
-}
+using Json = nlohmann::ordered_json;
+
+// A probability in --json: rounded to 6 decimal places (printed as the shortest decimal that
+// reads back, e.g. 0.123457), as the text output rounds to 3.
+double six_places(double p) { return std::round(p * 1e6) / 1e6; }
 
 // One input image, or why it cannot be used. Everything done to one image happens here (read,
 // orient, convert, find the faces or take it as a crop, resize), so a failure to read it is
@@ -261,11 +252,12 @@ void add_predict(CLI::App& app) {
     const int k = int(names.size());
     int64_t labelled = 0, right = 0;
     std::vector<std::string> drawn;  // "happy 0.82" per row, for --annotate
+    Json doc;  // --json: the whole document, printed at the end
     if (a->json) {
-      std::printf("{\n  \"checkpoint\": %s,\n  \"model\": %s,\n  \"classes\": [", json_string(a->checkpoint).c_str(),
-                  json_string(model.config.model.name).c_str());
-      for (int c = 0; c < k; ++c) std::printf("%s%s", c ? ", " : "", json_string(names[size_t(c)]).c_str());
-      std::printf("],\n  \"predictions\": [%s", rows.empty() ? "" : "\n");
+      doc["checkpoint"] = a->checkpoint;
+      doc["model"] = model.config.model.name;
+      doc["classes"] = names;
+      doc["predictions"] = Json::array();
     } else {
       std::printf("%s: %s, %zu face(s)\n", a->checkpoint.c_str(), model.config.model.name.c_str(), rows.size());
     }
@@ -281,16 +273,19 @@ void add_predict(CLI::App& app) {
       std::snprintf(conf, sizeof conf, " %.2f", p[top]);
       drawn.push_back(names[size_t(top)] + conf);
       if (a->json) {
-        std::printf("    {\"source\": %s, ", json_string(sources[i]).c_str());
+        Json row;
+        row["source"] = sources[i];
         if (face) {
-          std::printf("\"face\": %d, \"box\": {\"x\": %d, \"y\": %d, \"w\": %d, \"h\": %d}, ", face->face, face->box.x,
-                      face->box.y, face->box.width, face->box.height);
+          row["face"] = face->face;
+          row["box"] = Json{{"x", face->box.x}, {"y", face->box.y}, {"w", face->box.width}, {"h", face->box.height}};
         }
-        std::printf("\"top\": %s, \"confidence\": %.6f, ", json_string(names[size_t(top)]).c_str(), p[top]);
-        if (!truth[i].empty()) std::printf("\"label\": %s, ", json_string(truth[i]).c_str());
-        std::printf("\"probabilities\": {");
-        for (int c = 0; c < k; ++c) std::printf("%s%s: %.6f", c ? ", " : "", json_string(names[size_t(c)]).c_str(), p[c]);
-        std::printf("}}%s\n", i + 1 < rows.size() ? "," : "");
+        row["top"] = names[size_t(top)];
+        row["confidence"] = six_places(p[top]);
+        if (!truth[i].empty()) row["label"] = truth[i];
+        Json probabilities;
+        for (int c = 0; c < k; ++c) probabilities[names[size_t(c)]] = six_places(p[c]);
+        row["probabilities"] = std::move(probabilities);
+        doc["predictions"].push_back(std::move(row));
       } else {
         std::printf("%s", sources[i].c_str());
         if (face) {
@@ -305,20 +300,15 @@ void add_predict(CLI::App& app) {
       }
     }
     if (a->json) {
-      std::printf("%s],\n  \"failed\": [", rows.empty() ? "" : "  ");
-      for (size_t i = 0; i < failed.size(); ++i) {
-        std::printf("%s\n    {\"source\": %s, \"error\": %s}", i ? "," : "", json_string(failed[i]->source).c_str(),
-                    json_string(failed[i]->error).c_str());
+      doc["failed"] = Json::array();
+      for (const ImageInput* f : failed) doc["failed"].push_back(Json{{"source", f->source}, {"error", f->error}});
+      if (!no_face.empty()) doc["no_face"] = no_face;
+      if (labelled) {
+        doc["labelled"] = labelled;
+        doc["accuracy"] = six_places(double(right) / double(labelled));
       }
-      std::printf("%s]", failed.empty() ? "" : "\n  ");
-      if (!no_face.empty()) {
-        std::printf(",\n  \"no_face\": [");
-        for (size_t i = 0; i < no_face.size(); ++i) std::printf("%s%s", i ? ", " : "", json_string(no_face[i]).c_str());
-        std::printf("]");
-      }
-      if (labelled) std::printf(",\n  \"labelled\": %lld,\n  \"accuracy\": %.6f", static_cast<long long>(labelled),
-                                double(right) / double(labelled));
-      std::printf("\n}\n");
+      // Paths and class names need not be valid UTF-8: replaced, not thrown on.
+      std::printf("%s\n", doc.dump(2, ' ', false, Json::error_handler_t::replace).c_str());
     } else if (labelled) {
       std::printf("accuracy over %lld labelled faces: %.4f\n", static_cast<long long>(labelled),
                   double(right) / double(labelled));

@@ -41,6 +41,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/backend.h"
 #include "engine/graph.h"
 #include "engine/optimizer.h"
@@ -88,15 +90,6 @@ std::vector<T> read_raw(const std::string& path, size_t count) {
     throw ArgError(path + ": expected " + std::to_string(count * sizeof(T)) + " bytes");
   }
   return v;
-}
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o.push_back('\\');
-    o.push_back(c);
-  }
-  return o;
 }
 
 struct Args {
@@ -209,26 +202,29 @@ int run_model(const Args& a) {
   std::vector<float> probs = graph->probabilities(n);
   write_npy(out + "/probs_eval.npy", probs.data(), {n, classes});
 
-  std::ofstream m(out + "/manifest.json");
-  m.precision(17);
-  m << "{\n  \"config\": \"" << json_escape(cfg.path) << "\",\n  \"n\": " << n << ",\n  \"seed\": " << seed
-    << ",\n  \"steps\": " << steps << ",\n  \"classes\": " << classes << ",\n  \"eval_loss\": " << eval_loss
-    << ",\n  \"losses\": [";
-  for (size_t i = 0; i < losses.size(); ++i) m << (i ? ", " : "") << losses[i];
-  m << "],\n  \"layers\": [";
+  // nlohmann/json writes NaN losses as null (JSON has no NaN) and escapes the names.
+  using Json = nlohmann::ordered_json;
+  Json manifest;
+  manifest["config"] = cfg.path;
+  manifest["n"] = n;
+  manifest["seed"] = seed;
+  manifest["steps"] = steps;
+  manifest["classes"] = classes;
+  manifest["eval_loss"] = eval_loss;
+  manifest["losses"] = losses;
+  manifest["layers"] = Json::array();
   for (int i = 0; i < graph->num_layers(); ++i) {
-    m << (i ? ",\n    " : "\n    ") << "{\"index\": " << i << ", \"type\": \"" << graph->layer(i).type()
-      << "\", \"name\": \"" << json_escape(cfg.model.layers[size_t(i)].name) << "\", \"params\": [";
-    const auto& ps = graph->params_of_layer(i);
-    for (size_t k = 0; k < ps.size(); ++k) {
-      const fer::ParamEntry& p = ps[k];
-      m << (k ? ", " : "") << "{\"name\": \"" << json_escape(p.spec.name) << "\", \"shape\": [";
-      for (size_t d = 0; d < p.spec.shape.size(); ++d) m << (d ? ", " : "") << p.spec.shape[d];
-      m << "], \"offset\": " << p.offset << ", \"trainable\": " << (p.spec.trainable ? "true" : "false") << "}";
+    Json params = Json::array();
+    for (const fer::ParamEntry& p : graph->params_of_layer(i)) {
+      params.push_back(Json{{"name", p.spec.name}, {"shape", p.spec.shape}, {"offset", p.offset}, {"trainable", p.spec.trainable}});
     }
-    m << "]}";
+    manifest["layers"].push_back(Json{{"index", i},
+                                      {"type", graph->layer(i).type()},
+                                      {"name", cfg.model.layers[size_t(i)].name},
+                                      {"params", std::move(params)}});
   }
-  m << "\n  ]\n}\n";
+  std::ofstream m(out + "/manifest.json");
+  m << manifest.dump(2) << "\n";
   if (!m) throw std::runtime_error("cannot write manifest.json");
   return 0;
 }

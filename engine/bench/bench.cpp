@@ -8,6 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/error.h"
 #include "engine/graph.h"
 #include "engine/nvtx.h"
@@ -451,11 +453,15 @@ DeviceResult run_benchmark(const models::RunConfig& config, DeviceKind kind, con
         attributed += row.fwd_ms + row.bwd_ms;
         r.layers.push_back(std::move(row));
       };
-      LayerRow in;
-      in.name = "input";
-      in.type = pool.augment ? "copy+augment" : "copy+convert";
-      in.fwd_ms = input / n;
-      add(in);
+      // Rows of work outside the layers: input, loss, optimizer, and what no timer saw.
+      auto pseudo_row = [](std::string name, std::string type, double ms) {
+        LayerRow row;
+        row.name = std::move(name);
+        row.type = std::move(type);
+        row.fwd_ms = ms;
+        return row;
+      };
+      add(pseudo_row("input", pool.augment ? "copy+augment" : "copy+convert", input / n));
       for (int i = 0; i < g.num_layers(); ++i) {
         LayerRow row;
         row.index = i;
@@ -469,21 +475,9 @@ DeviceResult run_benchmark(const models::RunConfig& config, DeviceKind kind, con
         row.bwd_flops = g.layer(i).backward_flops(r.batch);
         add(row);
       }
-      LayerRow l;
-      l.name = "loss";
-      l.type = "softmax+xent";
-      l.fwd_ms = loss / n;
-      add(l);
-      LayerRow o;
-      o.name = run.optim_name();
-      o.type = "fused update";
-      o.fwd_ms = optim / n;
-      add(o);
-      LayerRow other;
-      other.name = "other";
-      other.type = "between timers";
-      other.fwd_ms = std::max(0.0, r.profiled_step_ms - attributed);
-      r.layers.push_back(other);
+      add(pseudo_row("loss", "softmax+xent", loss / n));
+      add(pseudo_row(run.optim_name(), "fused update", optim / n));
+      r.layers.push_back(pseudo_row("other", "between timers", std::max(0.0, r.profiled_step_ms - attributed)));
       const double denom = std::max(r.profiled_step_ms, attributed);
       for (LayerRow& row : r.layers) row.share = denom > 0 ? (row.fwd_ms + row.bwd_ms) / denom : 0.0;
     }
@@ -507,6 +501,15 @@ DeviceResult run_benchmark(const models::RunConfig& config, DeviceKind kind, con
   return r;
 }
 
+namespace {
+// "[min, max]" of a rate, one decimal.
+std::string min_max(const Stats& s) {
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "[%.1f, %.1f]", s.min, s.max);
+  return buf;
+}
+}  // namespace
+
 std::string format_report(const BenchReport& rep) {
   std::ostringstream out;
   out << "fer_gpu bench: " << rep.model_name << " (" << rep.config_path << "), "
@@ -520,14 +523,11 @@ std::string format_report(const BenchReport& rep) {
     const double achieved = r.step_flops / (r.train_step_ms.median * 1e6);
     out << pad(r.device, 7) << pad(r.math, 6) << pad(std::to_string(r.batch), 6, true) << "  "
         << pad(fmt("%.1f", r.train_images_per_s.median), 12, true) << "  "
-        << pad("[" + fmt("%.1f", r.train_images_per_s.min) + ", " + fmt("%.1f", r.train_images_per_s.max) + "]", 19)
+        << pad(min_max(r.train_images_per_s), 19)
         << pad(fmt("%.2f", r.train_step_ms.median), 9, true) << "  "
         << pad(r.infer_images_per_s.samples.empty() ? "-" : fmt("%.1f", r.infer_images_per_s.median), 12, true)
         << "  "
-        << pad(r.infer_images_per_s.samples.empty()
-                   ? ""
-                   : "[" + fmt("%.1f", r.infer_images_per_s.min) + ", " + fmt("%.1f", r.infer_images_per_s.max) + "]",
-               19)
+        << pad(r.infer_images_per_s.samples.empty() ? "" : min_max(r.infer_images_per_s), 19)
         << pad(fmt("%.1f", achieved), 12, true)
         << pad(r.peak_gflops > 0 ? fmt("%.1f%%", 100.0 * achieved / r.peak_gflops) : "-", 8, true) << "\n";
   }
@@ -600,168 +600,82 @@ std::string format_report(const BenchReport& rep) {
 
 namespace {
 
-class Json {
- public:
-  std::string str() const { return out_; }
-  void begin_object() { value_prefix(); out_ += '{'; first_ = true; }
-  void end_object() { out_ += '}'; first_ = false; }
-  void begin_array() { value_prefix(); out_ += '['; first_ = true; }
-  void end_array() { out_ += ']'; first_ = false; }
-  void key(const std::string& k) {
-    if (!first_) out_ += ',';
-    out_ += '\n';
-    quoted(k);
-    out_ += ": ";
-    after_key_ = true;
-  }
-  void value(const std::string& s) { value_prefix(); quoted(s); }
-  void value(const char* s) { value(std::string(s)); }
-  void value(double v) {
-    value_prefix();
-    if (!std::isfinite(v)) {
-      out_ += "null";
-      return;
-    }
-    char buf[64];
-    std::snprintf(buf, sizeof(buf), "%.9g", v);
-    out_ += buf;
-  }
-  void value(int64_t v) { value_prefix(); out_ += std::to_string(v); }
-  void value(int v) { value(int64_t(v)); }
-  void value(size_t v) { value(int64_t(v)); }
-  void value(bool v) { value_prefix(); out_ += v ? "true" : "false"; }
-  template <typename T>
-  void field(const std::string& k, const T& v) {
-    key(k);
-    value(v);
-  }
-  void stats(const std::string& k, const Stats& s) {
-    key(k);
-    begin_object();
-    field("median", s.median);
-    field("min", s.min);
-    field("max", s.max);
-    field("q1", s.q1);
-    field("q3", s.q3);
-    key("samples");
-    begin_array();
-    for (double v : s.samples) value(v);
-    end_array();
-    end_object();
-  }
+using Json = nlohmann::ordered_json;
 
- private:
-  void value_prefix() {
-    if (after_key_) {
-      after_key_ = false;
-      first_ = false;
-      return;
-    }
-    if (!first_) out_ += ", ";
-    first_ = false;
+// JSON has no NaN or infinity (an unmeasured ratio, a peak the device does not report): null.
+Json number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
+
+Json stats_json(const Stats& s) {
+  Json samples = Json::array();
+  for (double v : s.samples) samples.push_back(number(v));
+  return Json{{"median", number(s.median)}, {"min", number(s.min)}, {"max", number(s.max)},
+              {"q1", number(s.q1)},         {"q3", number(s.q3)},   {"samples", std::move(samples)}};
+}
+
+Json result_json(const DeviceResult& r) {
+  Json layers = Json::array();
+  for (const LayerRow& row : r.layers) {
+    layers.push_back(Json{{"index", row.index},
+                          {"name", row.name},
+                          {"type", row.type},
+                          {"output_shape", row.output_shape},
+                          {"runs", row.runs},
+                          {"fwd_ms", number(row.fwd_ms)},
+                          {"bwd_ms", number(row.bwd_ms)},
+                          {"fwd_flops", row.fwd_flops},
+                          {"bwd_flops", row.bwd_flops},
+                          {"share", number(row.share)}});
   }
-  void quoted(const std::string& s) {
-    out_ += '"';
-    for (unsigned char c : s) {
-      switch (c) {
-        case '"': out_ += "\\\""; break;
-        case '\\': out_ += "\\\\"; break;
-        case '\n': out_ += "\\n"; break;
-        case '\t': out_ += "\\t"; break;
-        case '\r': out_ += "\\r"; break;
-        default:
-          if (c < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-            out_ += buf;
-          } else {
-            out_ += char(c);
-          }
-      }
-    }
-    out_ += '"';
-  }
-  std::string out_;
-  bool first_ = true, after_key_ = false;
-};
+  Json j;
+  j["device"] = r.device;
+  j["hardware"] = r.hardware;
+  j["backend"] = r.description;
+  j["math"] = r.math;
+  j["batch"] = r.batch;
+  j["warmup"] = r.warmup;
+  j["steps"] = r.steps;
+  j["repeats"] = r.repeats;
+  j["train_images_per_s"] = stats_json(r.train_images_per_s);
+  j["train_step_ms"] = stats_json(r.train_step_ms);
+  j["infer_images_per_s"] = stats_json(r.infer_images_per_s);
+  j["final_loss"] = number(r.final_loss);
+  j["step_flops"] = r.step_flops;
+  j["infer_flops"] = r.infer_flops;
+  j["peak"] = Json{{"fp32_gflops", number(r.peak.fp32_gflops)},
+                   {"tf32_gflops", number(r.peak.tf32_gflops)},
+                   {"bf16_gflops", number(r.peak.bf16_gflops)},
+                   {"used_gflops", number(r.peak_gflops)},
+                   {"formula", r.peak.formula}};
+  j["memory"] = Json{{"arena_bytes", r.arena_bytes},
+                     {"optimizer_bytes", r.optimizer_bytes},
+                     {"input_pool_bytes", r.pool_bytes},
+                     {"device_delta_bytes", r.device_delta_bytes},
+                     {"host_peak_rss_bytes", r.host_peak_rss_bytes}};
+  j["epochs"] = r.epochs;
+  j["projected_run_s"] = number(r.projected_run_s);
+  j["profiled_step_ms"] = number(r.profiled_step_ms);
+  j["layers"] = std::move(layers);
+  return j;
+}
 
 }  // namespace
 
 std::string to_json(const BenchReport& rep) {
   Json j;
-  j.begin_object();
-  j.field("config", rep.config_path);
-  j.field("model", rep.model_name);
-  j.field("trainable_parameters", rep.trainable);
-  j.field("data", rep.data);
-  j.field("split", rep.split_note);
-  j.field("train_images", rep.train_images);
-  j.field("validation_images", rep.validation_images);
-  j.key("results");
-  j.begin_array();
-  for (const DeviceResult& r : rep.results) {
-    j.begin_object();
-    j.field("device", r.device);
-    j.field("hardware", r.hardware);
-    j.field("backend", r.description);
-    j.field("math", r.math);
-    j.field("batch", r.batch);
-    j.field("warmup", r.warmup);
-    j.field("steps", r.steps);
-    j.field("repeats", r.repeats);
-    j.stats("train_images_per_s", r.train_images_per_s);
-    j.stats("train_step_ms", r.train_step_ms);
-    j.stats("infer_images_per_s", r.infer_images_per_s);
-    j.field("final_loss", r.final_loss);
-    j.field("step_flops", r.step_flops);
-    j.field("infer_flops", r.infer_flops);
-    j.key("peak");
-    j.begin_object();
-    j.field("fp32_gflops", r.peak.fp32_gflops);
-    j.field("tf32_gflops", r.peak.tf32_gflops);
-    j.field("bf16_gflops", r.peak.bf16_gflops);
-    j.field("used_gflops", r.peak_gflops);
-    j.field("formula", r.peak.formula);
-    j.end_object();
-    j.key("memory");
-    j.begin_object();
-    j.field("arena_bytes", r.arena_bytes);
-    j.field("optimizer_bytes", r.optimizer_bytes);
-    j.field("input_pool_bytes", r.pool_bytes);
-    j.field("device_delta_bytes", r.device_delta_bytes);
-    j.field("host_peak_rss_bytes", r.host_peak_rss_bytes);
-    j.end_object();
-    j.field("epochs", r.epochs);
-    j.field("projected_run_s", r.projected_run_s);
-    j.field("profiled_step_ms", r.profiled_step_ms);
-    j.key("layers");
-    j.begin_array();
-    for (const LayerRow& row : r.layers) {
-      j.begin_object();
-      j.field("index", row.index);
-      j.field("name", row.name);
-      j.field("type", row.type);
-      j.field("output_shape", row.output_shape);
-      j.field("runs", row.runs);
-      j.field("fwd_ms", row.fwd_ms);
-      j.field("bwd_ms", row.bwd_ms);
-      j.field("fwd_flops", row.fwd_flops);
-      j.field("bwd_flops", row.bwd_flops);
-      j.field("share", row.share);
-      j.end_object();
-    }
-    j.end_array();
-    j.end_object();
-  }
-  j.end_array();
-  j.key("skipped");
-  j.begin_array();
-  for (const std::string& s : rep.skipped) j.value(s);
-  j.end_array();
-  j.field("gpu_cpu_train_ratio", rep.gpu_cpu_train_ratio);
-  j.field("gpu_cpu_infer_ratio", rep.gpu_cpu_infer_ratio);
-  j.end_object();
-  return j.str() + "\n";
+  j["config"] = rep.config_path;
+  j["model"] = rep.model_name;
+  j["trainable_parameters"] = rep.trainable;
+  j["data"] = rep.data;
+  j["split"] = rep.split_note;
+  j["train_images"] = rep.train_images;
+  j["validation_images"] = rep.validation_images;
+  j["results"] = Json::array();
+  for (const DeviceResult& r : rep.results) j["results"].push_back(result_json(r));
+  j["skipped"] = rep.skipped;
+  j["gpu_cpu_train_ratio"] = number(rep.gpu_cpu_train_ratio);
+  j["gpu_cpu_infer_ratio"] = number(rep.gpu_cpu_infer_ratio);
+  // Device and file names need not be valid UTF-8: replaced, not thrown on.
+  return j.dump(1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace fer::bench

@@ -113,7 +113,8 @@ DeviceResult run_benchmark(const models::RunConfig& config, DeviceKind kind, con
 
 // Human-readable report (throughput table, memory, per-layer tables, ratio).
 std::string format_report(const BenchReport& report);
-// The same numbers as one JSON object.
+// The same numbers as one JSON object (nlohmann/json, one-space indent); a non-finite number
+// (a ratio or peak not measured) is null.
 std::string to_json(const BenchReport& report);
 
 }  // namespace fer::bench

@@ -332,7 +332,18 @@ void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   write_file_atomic(path, serialize_checkpoint(ckpt));
 }
 
-Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path, bool weights_only) {
+namespace {
+
+// The fixed 48-byte header: signature, version, header size, payload size and checksum,
+// architecture hash, header checksum.
+struct CheckpointHeader {
+  uint32_t version = 0, header = 0;
+  uint64_t payload_size = 0, payload_sum = 0, arch = 0, header_sum = 0;
+};
+
+// Reads the header and checks, in this order, the signature, the version (a later format may lay
+// out its header differently), both checksums and the file's length. Throws UserError naming `path`.
+CheckpointHeader check_header(const std::string& bytes, const std::string& path) {
   const std::string not_ckpt = path + ": not a fer_gpu checkpoint";
   const size_t head = std::min<size_t>(bytes.size(), 8);
   if (bytes.empty() || std::memcmp(bytes.data(), kMagic, head) != 0) {
@@ -343,24 +354,23 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path, b
                     " bytes, shorter than its 48-byte header");
   }
   const char* h = bytes.data();
-  uint32_t version, header;
-  uint64_t payload_size, payload_sum, arch, header_sum;
-  std::memcpy(&version, h + 8, 4);
-  std::memcpy(&header, h + 12, 4);
-  std::memcpy(&payload_size, h + 16, 8);
-  std::memcpy(&payload_sum, h + 24, 8);
-  std::memcpy(&arch, h + 32, 8);
-  std::memcpy(&header_sum, h + 40, 8);
+  CheckpointHeader hd;
+  std::memcpy(&hd.version, h + 8, 4);
+  std::memcpy(&hd.header, h + 12, 4);
+  std::memcpy(&hd.payload_size, h + 16, 8);
+  std::memcpy(&hd.payload_sum, h + 24, 8);
+  std::memcpy(&hd.arch, h + 32, 8);
+  std::memcpy(&hd.header_sum, h + 40, 8);
   // The version first: a later format may lay out (and checksum) its header differently.
-  if (version > kCheckpointVersion) {
-    throw UserError(path + ": checkpoint format version " + std::to_string(version) +
+  if (hd.version > kCheckpointVersion) {
+    throw UserError(path + ": checkpoint format version " + std::to_string(hd.version) +
                     " is newer than this fer_gpu reads (version " + std::to_string(kCheckpointVersion) +
                     "); update fer_gpu");
   }
-  if (checkpoint_checksum(h, 40) != header_sum) throw UserError(path + ": corrupt checkpoint: its header checksum does not match");
-  if (version < 1) throw UserError(path + ": unsupported checkpoint format version " + std::to_string(version));
-  if (header != kCheckpointHeaderBytes) throw UserError(path + ": corrupt checkpoint: unexpected header size " + std::to_string(header));
-  const uint64_t expected = kCheckpointHeaderBytes + payload_size;
+  if (checkpoint_checksum(h, 40) != hd.header_sum) throw UserError(path + ": corrupt checkpoint: its header checksum does not match");
+  if (hd.version < 1) throw UserError(path + ": unsupported checkpoint format version " + std::to_string(hd.version));
+  if (hd.header != kCheckpointHeaderBytes) throw UserError(path + ": corrupt checkpoint: unexpected header size " + std::to_string(hd.header));
+  const uint64_t expected = kCheckpointHeaderBytes + hd.payload_size;
   if (bytes.size() < expected) {
     throw UserError(path + ": truncated checkpoint: " + std::to_string(bytes.size()) + " bytes of " +
                     std::to_string(expected) + " (the file was cut short or copied incompletely)");
@@ -369,15 +379,17 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path, b
     throw UserError(path + ": corrupt checkpoint: " + std::to_string(bytes.size() - expected) +
                     " unexpected bytes after its end");
   }
-  const char* payload = h + kCheckpointHeaderBytes;
-  if (checkpoint_checksum(payload, size_t(payload_size)) != payload_sum) {
+  if (checkpoint_checksum(h + kCheckpointHeaderBytes, size_t(hd.payload_size)) != hd.payload_sum) {
     throw UserError(path + ": corrupt checkpoint: the payload checksum does not match (the file was modified or damaged)");
   }
+  return hd;
+}
 
-  // Split into sections.
-  std::map<uint32_t, std::pair<const char*, size_t>> sections;
-  {
-    Reader r(payload, size_t(payload_size), path + ": corrupt checkpoint");
+// The payload split into its tagged sections (tag, 8-byte length, bytes); each tag at most once.
+class Sections {
+ public:
+  Sections(const char* payload, size_t payload_size, const std::string& path) : path_(path) {
+    Reader r(payload, payload_size, path + ": corrupt checkpoint");
     size_t at = 0;
     while (at < payload_size) {
       if (payload_size - at < 16) r.fail("a section header runs past the end");
@@ -387,163 +399,195 @@ Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path, b
       std::memcpy(&len, payload + at + 8, 8);
       at += 16;
       if (len > payload_size - at) r.fail("section " + tag_name(tag) + " runs past the end");
-      if (!sections.emplace(tag, std::make_pair(payload + at, size_t(len))).second) {
+      if (!sections_.emplace(tag, std::make_pair(payload + at, size_t(len))).second) {
         r.fail("section " + tag_name(tag) + " appears twice");
       }
       at += size_t(len);
     }
   }
-  auto section = [&](const char (&tag)[5], bool required) -> std::unique_ptr<Reader> {
-    auto it = sections.find(tag_of(tag));
-    if (it == sections.end()) {
-      if (required) throw UserError(path + ": corrupt checkpoint: the " + std::string(tag) + " section is missing");
+
+  // A reader over section `tag`; a missing required section throws, an optional one gives null.
+  std::unique_ptr<Reader> get(const char (&tag)[5], bool required = true) const {
+    auto it = sections_.find(tag_of(tag));
+    if (it == sections_.end()) {
+      if (required) throw UserError(path_ + ": corrupt checkpoint: the " + std::string(tag) + " section is missing");
       return nullptr;
     }
     return std::make_unique<Reader>(it->second.first, it->second.second,
-                                    path + ": corrupt checkpoint: section " + std::string(tag));
-  };
+                                    path_ + ": corrupt checkpoint: section " + std::string(tag));
+  }
 
+ private:
+  std::string path_;
+  std::map<uint32_t, std::pair<const char*, size_t>> sections_;
+};
+
+// MODL: model name, class names, the config text and where it came from.
+void read_model(Reader& r, Checkpoint& c) {
+  c.model_name = r.str();
+  const uint64_t n = r.get<uint64_t>();
+  if (n > 64) r.fail("implausible class count " + std::to_string(n));
+  for (uint64_t i = 0; i < n; ++i) c.class_names.push_back(r.str());
+  c.config_text = r.str();
+  c.config_origin = r.str();
+}
+
+// TENS: the tensor table; each tensor must sit where the running dense offset says.
+void read_tensors(Reader& r, Checkpoint& c) {
+  c.trainable_count = r.get<int64_t>();
+  c.state_count = r.get<int64_t>();
+  const uint64_t n = r.get<uint64_t>();
+  if (n > 100000) r.fail("implausible tensor count " + std::to_string(n));
+  int64_t trainable = 0, state = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    TensorInfo t;
+    t.name = r.str();
+    t.trainable = r.get<uint8_t>() != 0;
+    t.shape = r.vec<int>();
+    t.offset = r.get<int64_t>();
+    for (int d : t.shape)
+      if (d < 1) r.fail("tensor " + t.name + " has a non-positive dimension");
+    int64_t& running = t.trainable ? trainable : state;
+    if (t.offset != running) r.fail("tensor " + t.name + " is not where the table says");
+    running += t.size();
+    c.tensors.push_back(std::move(t));
+  }
+  if (trainable != c.trainable_count || state != c.state_count) r.fail("tensor sizes do not add up to the totals");
+}
+
+// PARM: the trainable parameters, as many as the table says.
+void read_params(Reader& r, Checkpoint& c) {
+  c.params = r.vec<float>();
+  if (int64_t(c.params.size()) != c.trainable_count) {
+    r.fail("holds " + std::to_string(c.params.size()) + " parameters, the table says " + std::to_string(c.trainable_count));
+  }
+}
+
+// STAT: the non-trainable state (BN moving statistics), as many values as the table says.
+void read_state(Reader& r, Checkpoint& c) {
+  c.state = r.vec<float>();
+  if (int64_t(c.state.size()) != c.state_count) {
+    r.fail("holds " + std::to_string(c.state.size()) + " state values, the table says " + std::to_string(c.state_count));
+  }
+}
+
+// OPTM: optimizer settings and (unless weights_only) its state: Adam 2, SGD 1 slot per parameter.
+void read_optimizer(Reader& r, Checkpoint& c, bool weights_only) {
+  c.optimizer_kind = r.get<int32_t>();
+  c.learning_rate = r.get<float>();
+  c.beta1 = r.get<float>();
+  c.beta2 = r.get<float>();
+  c.epsilon = r.get<float>();
+  c.momentum = r.get<float>();
+  c.nesterov = r.get<int32_t>();
+  c.optimizer_steps = r.get<int64_t>();
+  if (c.optimizer_kind < 0 || c.optimizer_kind > 1) r.fail("unknown optimizer kind " + std::to_string(c.optimizer_kind));
+  if (weights_only) {
+    r.skip_vec(sizeof(float));
+  } else {
+    c.optimizer_state = r.vec<float>();
+    const int64_t slots = c.optimizer_kind == 0 ? 2 : 1;
+    if (int64_t(c.optimizer_state.size()) != slots * c.trainable_count) r.fail("optimizer state has the wrong size");
+  }
+}
+
+// POSN: where the run stands (epoch, step in it, the epoch's partial sums).
+void read_position(Reader& r, TrainPosition& p) {
+  p.seed = r.get<uint64_t>();
+  p.epoch = r.get<int64_t>();
+  p.batch_in_epoch = r.get<int64_t>();
+  p.global_step = r.get<uint64_t>();
+  p.target_epochs = r.get<int32_t>();
+  p.batch_size = r.get<int32_t>();
+  p.partial_loss_sum = r.get<double>();
+  p.partial_correct = r.get<double>();
+  p.partial_samples = r.get<int64_t>();
+  p.partial_train_seconds = r.get<double>();
+  p.train_rows = r.get<int64_t>();
+  p.val_rows = r.get<int64_t>();
+  p.finished = r.get<uint8_t>() != 0;
+  if (p.epoch < 0 || p.batch_in_epoch < 0 || p.batch_size < 1) r.fail("impossible training position");
+}
+
+// CALL: the callbacks' states; EarlyStopping's best weights unless weights_only.
+void read_callbacks(Reader& r, Checkpoint& c, bool weights_only) {
+  CallbackStates& cb = c.callbacks;
+  cb.best.best = r.get<double>();
+  cb.best.best_epoch = r.get<int32_t>();
+  cb.reduce_lr.best = r.get<double>();
+  cb.reduce_lr.wait = r.get<int32_t>();
+  cb.reduce_lr.cooldown_counter = r.get<int32_t>();
+  EarlyStoppingState& es = cb.early_stopping;
+  es.best = r.get<double>();
+  es.wait = r.get<int32_t>();
+  es.best_epoch = r.get<int32_t>();
+  es.stopped_epoch = r.get<int32_t>();
+  es.has_best_weights = r.get<uint8_t>() != 0;
+  if (weights_only) {
+    r.skip_vec(sizeof(float));
+    r.skip_vec(sizeof(float));
+  } else {
+    es.best_params = r.vec<float>();
+    es.best_state = r.vec<float>();
+    if (es.has_best_weights && (int64_t(es.best_params.size()) != c.trainable_count ||
+                                int64_t(es.best_state.size()) != c.state_count)) {
+      r.fail("early-stopping best weights have the wrong size");
+    }
+  }
+}
+
+// LDST (optional, later than HIST): each epoch's loader stall.
+void read_loader_stalls(Reader& r, History& h) {
+  const uint64_t n = r.get<uint64_t>();
+  if (n != h.epochs.size()) r.fail("loader stall count differs from the history's epochs");
+  for (EpochRecord& e : h.epochs) e.loader_stall_seconds = r.get<double>();
+}
+
+// CLPS (optional, later than HIST): each epoch's collapse signs.
+void read_collapse_signs(Reader& r, History& h) {
+  const uint64_t n = r.get<uint64_t>();
+  if (n != h.epochs.size()) r.fail("collapse sign count differs from the history's epochs");
+  for (EpochRecord& e : h.epochs) {
+    e.val_predicted_classes = r.get<int32_t>();
+    e.val_only_class = r.str();
+    e.loss_exploded = r.get<uint8_t>() != 0;
+    if (e.val_predicted_classes < 0 || e.val_predicted_classes > 7) r.fail("implausible predicted class count");
+  }
+}
+
+// PRED (optional): the validation predictions the report draws.
+void read_predictions(Reader& r, Predictions& p) {
+  p.epoch = r.get<int32_t>();
+  p.rows = r.vec<int64_t>();
+  p.truth = r.vec<int32_t>();
+  p.predicted = r.vec<int32_t>();
+  p.confidence = r.vec<float>();
+  if (p.truth.size() != p.rows.size() || p.predicted.size() != p.rows.size() || p.confidence.size() != p.rows.size()) {
+    r.fail("prediction arrays differ in length");
+  }
+}
+
+}  // namespace
+
+// The header, then each section in the order the writer puts them; a missing required section
+// or a section that disagrees with the tensor table is a UserError naming the file and section.
+Checkpoint parse_checkpoint(const std::string& bytes, const std::string& path, bool weights_only) {
+  const CheckpointHeader hd = check_header(bytes, path);
+  const Sections sections(bytes.data() + kCheckpointHeaderBytes, size_t(hd.payload_size), path);
   Checkpoint c;
-  c.arch_hash = arch;
-  {
-    auto r = section("MODL", true);
-    c.model_name = r->str();
-    const uint64_t n = r->get<uint64_t>();
-    if (n > 64) r->fail("implausible class count " + std::to_string(n));
-    for (uint64_t i = 0; i < n; ++i) c.class_names.push_back(r->str());
-    c.config_text = r->str();
-    c.config_origin = r->str();
-  }
-  {
-    auto r = section("TENS", true);
-    c.trainable_count = r->get<int64_t>();
-    c.state_count = r->get<int64_t>();
-    const uint64_t n = r->get<uint64_t>();
-    if (n > 100000) r->fail("implausible tensor count " + std::to_string(n));
-    int64_t trainable = 0, state = 0;
-    for (uint64_t i = 0; i < n; ++i) {
-      TensorInfo t;
-      t.name = r->str();
-      t.trainable = r->get<uint8_t>() != 0;
-      t.shape = r->vec<int>();
-      t.offset = r->get<int64_t>();
-      for (int d : t.shape)
-        if (d < 1) r->fail("tensor " + t.name + " has a non-positive dimension");
-      int64_t& running = t.trainable ? trainable : state;
-      if (t.offset != running) r->fail("tensor " + t.name + " is not where the table says");
-      running += t.size();
-      c.tensors.push_back(std::move(t));
-    }
-    if (trainable != c.trainable_count || state != c.state_count) r->fail("tensor sizes do not add up to the totals");
-  }
-  {
-    auto r = section("PARM", true);
-    c.params = r->vec<float>();
-    if (int64_t(c.params.size()) != c.trainable_count) {
-      r->fail("holds " + std::to_string(c.params.size()) + " parameters, the table says " + std::to_string(c.trainable_count));
-    }
-  }
-  {
-    auto r = section("STAT", true);
-    c.state = r->vec<float>();
-    if (int64_t(c.state.size()) != c.state_count) {
-      r->fail("holds " + std::to_string(c.state.size()) + " state values, the table says " + std::to_string(c.state_count));
-    }
-  }
-  {
-    auto r = section("OPTM", true);
-    c.optimizer_kind = r->get<int32_t>();
-    c.learning_rate = r->get<float>();
-    c.beta1 = r->get<float>();
-    c.beta2 = r->get<float>();
-    c.epsilon = r->get<float>();
-    c.momentum = r->get<float>();
-    c.nesterov = r->get<int32_t>();
-    c.optimizer_steps = r->get<int64_t>();
-    if (c.optimizer_kind < 0 || c.optimizer_kind > 1) r->fail("unknown optimizer kind " + std::to_string(c.optimizer_kind));
-    if (weights_only) {
-      r->skip_vec(sizeof(float));
-    } else {
-      c.optimizer_state = r->vec<float>();
-      const int64_t slots = c.optimizer_kind == 0 ? 2 : 1;
-      if (int64_t(c.optimizer_state.size()) != slots * c.trainable_count) r->fail("optimizer state has the wrong size");
-    }
-  }
-  {
-    auto r = section("POSN", true);
-    TrainPosition& p = c.position;
-    p.seed = r->get<uint64_t>();
-    p.epoch = r->get<int64_t>();
-    p.batch_in_epoch = r->get<int64_t>();
-    p.global_step = r->get<uint64_t>();
-    p.target_epochs = r->get<int32_t>();
-    p.batch_size = r->get<int32_t>();
-    p.partial_loss_sum = r->get<double>();
-    p.partial_correct = r->get<double>();
-    p.partial_samples = r->get<int64_t>();
-    p.partial_train_seconds = r->get<double>();
-    p.train_rows = r->get<int64_t>();
-    p.val_rows = r->get<int64_t>();
-    p.finished = r->get<uint8_t>() != 0;
-    if (p.epoch < 0 || p.batch_in_epoch < 0 || p.batch_size < 1) r->fail("impossible training position");
-  }
-  {
-    auto r = section("CALL", true);
-    CallbackStates& cb = c.callbacks;
-    cb.best.best = r->get<double>();
-    cb.best.best_epoch = r->get<int32_t>();
-    cb.reduce_lr.best = r->get<double>();
-    cb.reduce_lr.wait = r->get<int32_t>();
-    cb.reduce_lr.cooldown_counter = r->get<int32_t>();
-    EarlyStoppingState& es = cb.early_stopping;
-    es.best = r->get<double>();
-    es.wait = r->get<int32_t>();
-    es.best_epoch = r->get<int32_t>();
-    es.stopped_epoch = r->get<int32_t>();
-    es.has_best_weights = r->get<uint8_t>() != 0;
-    if (weights_only) {
-      r->skip_vec(sizeof(float));
-      r->skip_vec(sizeof(float));
-    } else {
-      es.best_params = r->vec<float>();
-      es.best_state = r->vec<float>();
-      if (es.has_best_weights && (int64_t(es.best_params.size()) != c.trainable_count ||
-                                  int64_t(es.best_state.size()) != c.state_count)) {
-        r->fail("early-stopping best weights have the wrong size");
-      }
-    }
-  }
-  {
-    auto r = section("HIST", true);
-    c.history = read_history(*r);
-  }
-  if (auto r = section("LDST", false)) {
-    const uint64_t n = r->get<uint64_t>();
-    if (n != c.history.epochs.size()) r->fail("loader stall count differs from the history's epochs");
-    for (EpochRecord& e : c.history.epochs) e.loader_stall_seconds = r->get<double>();
-  }
-  if (auto r = section("CLPS", false)) {
-    const uint64_t n = r->get<uint64_t>();
-    if (n != c.history.epochs.size()) r->fail("collapse sign count differs from the history's epochs");
-    for (EpochRecord& e : c.history.epochs) {
-      e.val_predicted_classes = r->get<int32_t>();
-      e.val_only_class = r->str();
-      e.loss_exploded = r->get<uint8_t>() != 0;
-      if (e.val_predicted_classes < 0 || e.val_predicted_classes > 7) r->fail("implausible predicted class count");
-    }
-  }
-  if (auto r = section("PRED", false)) {
-    Predictions& p = c.predictions;
-    p.epoch = r->get<int32_t>();
-    p.rows = r->vec<int64_t>();
-    p.truth = r->vec<int32_t>();
-    p.predicted = r->vec<int32_t>();
-    p.confidence = r->vec<float>();
-    if (p.truth.size() != p.rows.size() || p.predicted.size() != p.rows.size() || p.confidence.size() != p.rows.size()) {
-      r->fail("prediction arrays differ in length");
-    }
-  }
-  if (auto r = section("INFO", false)) {
+  c.arch_hash = hd.arch;
+  read_model(*sections.get("MODL"), c);
+  read_tensors(*sections.get("TENS"), c);
+  read_params(*sections.get("PARM"), c);
+  read_state(*sections.get("STAT"), c);
+  read_optimizer(*sections.get("OPTM"), c, weights_only);
+  read_position(*sections.get("POSN"), c.position);
+  read_callbacks(*sections.get("CALL"), c, weights_only);
+  c.history = read_history(*sections.get("HIST"));
+  if (auto r = sections.get("LDST", false)) read_loader_stalls(*r, c.history);
+  if (auto r = sections.get("CLPS", false)) read_collapse_signs(*r, c.history);
+  if (auto r = sections.get("PRED", false)) read_predictions(*r, c.predictions);
+  if (auto r = sections.get("INFO", false)) {
     c.device = r->str();
     c.created = r->str();
   }

@@ -2,7 +2,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/training/fileio.h"
 
@@ -28,22 +31,6 @@ std::string csv_text(const std::string& v) {
   return out + "\"";
 }
 
-std::string json_text(const std::string& v) {
-  std::string out = "\"";
-  for (unsigned char c : v) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += char(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += char(c);
-    }
-  }
-  return out + "\"";
-}
 }  // namespace
 
 std::string History::to_csv() const {
@@ -63,32 +50,51 @@ std::string History::to_csv() const {
 }
 
 namespace {
-std::string json_number(double v) { return std::isfinite(v) ? format_double(v) : "null"; }
+using Json = nlohmann::ordered_json;
+
+// JSON has no NaN or infinity: a non-finite number is written as null.
+Json json_number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
+
+// The learning rate is a float: written as the shortest decimal that reads back to that float
+// (0.001, not 0.0010000000474974513), as history.csv writes it.
+Json json_float(double v) {
+  const float f = float(v);
+  return std::isfinite(f) ? Json(std::strtod(format_float(f).c_str(), nullptr)) : Json(nullptr);
+}
 }  // namespace
 
 std::string History::to_json() const {
-  std::string out =
-      "{\n  \"columns\": [\"epoch\", \"loss\", \"accuracy\", \"val_loss\", \"val_accuracy\", \"lr\", "
-      "\"steps\", \"seconds\", \"train_seconds\", \"val_seconds\", \"images_per_second\", "
-      "\"loader_stall_seconds\", \"val_predicted_classes\", \"val_only_class\", \"loss_exploded\"],\n"
-      "  \"epochs\": [";
-  for (size_t i = 0; i < epochs.size(); ++i) {
-    const EpochRecord& e = epochs[i];
-    out += i ? ",\n    " : "\n    ";
-    out += "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
-           ", \"accuracy\": " + json_number(e.accuracy) + ", \"val_loss\": " + json_number(e.val_loss) +
-           ", \"val_accuracy\": " + json_number(e.val_accuracy) + ", \"lr\": " + (std::isfinite(e.lr) ? format_float(float(e.lr)) : std::string("null")) +
-           ", \"steps\": " + std::to_string(e.steps) + ", \"seconds\": " + json_number(e.seconds) +
-           ", \"train_seconds\": " + json_number(e.train_seconds) +
-           ", \"val_seconds\": " + json_number(e.val_seconds) +
-           ", \"images_per_second\": " + json_number(e.images_per_second()) +
-           ", \"loader_stall_seconds\": " + json_number(e.loader_stall_seconds) +
-           ", \"val_predicted_classes\": " + std::to_string(e.val_predicted_classes) +
-           ", \"val_only_class\": " + (e.val_only_class.empty() ? std::string("null") : json_text(e.val_only_class)) +
-           ", \"loss_exploded\": " + (e.loss_exploded ? "true" : "false") + "}";
+  Json columns = Json::array();
+  for (const char* c : {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "steps", "seconds", "train_seconds",
+                        "val_seconds", "images_per_second", "loader_stall_seconds", "val_predicted_classes",
+                        "val_only_class", "loss_exploded"}) {
+    columns.push_back(c);
   }
-  out += epochs.empty() ? "]\n}\n" : "\n  ]\n}\n";
-  return out;
+  Json rows = Json::array();
+  for (const EpochRecord& e : epochs) {
+    Json r;
+    r["epoch"] = e.epoch;
+    r["loss"] = json_number(e.loss);
+    r["accuracy"] = json_number(e.accuracy);
+    r["val_loss"] = json_number(e.val_loss);
+    r["val_accuracy"] = json_number(e.val_accuracy);
+    r["lr"] = json_float(e.lr);
+    r["steps"] = e.steps;
+    r["seconds"] = json_number(e.seconds);
+    r["train_seconds"] = json_number(e.train_seconds);
+    r["val_seconds"] = json_number(e.val_seconds);
+    r["images_per_second"] = json_number(e.images_per_second());
+    r["loader_stall_seconds"] = json_number(e.loader_stall_seconds);
+    r["val_predicted_classes"] = e.val_predicted_classes;
+    r["val_only_class"] = e.val_only_class.empty() ? Json(nullptr) : Json(e.val_only_class);
+    r["loss_exploded"] = e.loss_exploded;
+    rows.push_back(std::move(r));
+  }
+  Json doc;
+  doc["columns"] = std::move(columns);
+  doc["epochs"] = std::move(rows);
+  // Class names come from folder names, which need not be valid UTF-8: replaced, not thrown on.
+  return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace fer::training

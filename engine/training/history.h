@@ -44,7 +44,8 @@ struct History {
   // images_per_second,loader_stall_seconds,val_predicted_classes,val_only_class,loss_exploded
   // (val_only_class empty unless the predictions use one class; loss_exploded 0 or 1).
   std::string to_csv() const;
-  // {"columns": [...], "epochs": [{...}, ...]}; NaN/Inf as null.
+  // {"columns": [...], "epochs": [{...}, ...]} (nlohmann/json, two-space indent); NaN/Inf as null,
+  // text escaped as RFC 8259 asks (invalid UTF-8 replaced by U+FFFD).
   std::string to_json() const;
 };
 

@@ -229,11 +229,11 @@ std::string encode_png_gray(const uint8_t* pixels, int height, int width) {
   return out;
 }
 
-std::string render_report(const ReportInput& in) {
-  static const History empty_history;
-  const History& h = in.history ? *in.history : empty_history;
+namespace {
+
+// The page up to <body>: title and the style sheet.
+std::string head_html(const ReportInput& in) {
   std::string o;
-  o.reserve(1 << 16);
   o += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n";
   o += "<title>fer_gpu report: " + html_escape(in.model_name) + "</title>\n";
   o += R"(<style>
@@ -252,6 +252,12 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:0.85em}
 </head>
 <body>
 )";
+  return o;
+}
+
+// The heading, and the banner of a run on the bundled sample.
+std::string title_html(const ReportInput& in) {
+  std::string o;
   o += "<h1>" + html_escape(in.model_name) + " &mdash; training report</h1>\n";
   o += "<p class=\"sub\">" + html_escape(in.status) + " &middot; " + html_escape(in.created) + " &middot; run directory <code>" +
        html_escape(in.run_dir) + "</code></p>\n";
@@ -260,8 +266,12 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:0.85em}
          " faces), not on FER2013: the numbers below only show that the pipeline works. Download fer2013.csv from "
          "Kaggle and pass <code>--data</code> for real training.</p>\n";
   }
+  return o;
+}
 
-  // ---- summary ----
+// The run at a glance: model, data, recipe, final and best epochs.
+std::string summary_html(const ReportInput& in, const History& h) {
+  std::string o;
   o += "<h2>Summary</h2>\n<table class=\"kv\">\n";
   o += row("model", html_escape(in.model_name) + " (config <code>" + html_escape(in.config_path) + "</code>)");
   o += row("parameters", models::with_thousands(in.trainable_params) + " trainable, " +
@@ -287,8 +297,12 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:0.85em}
                               fmt("%.4f", in.best.best));
   }
   o += "</table>\n";
+  return o;
+}
 
-  // ---- curves ----
+// Accuracy and loss per epoch, training and validation.
+std::string curves_html(const History& h) {
+  std::string o;
   o += "<h2>Training curves</h2>\n<div class=\"charts\">\n";
   std::vector<int> x;
   std::vector<double> acc, vacc, loss, vloss;
@@ -308,8 +322,42 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:0.85em}
                     false);
   }
   o += "</div>\n";
+  return o;
+}
 
-  // ---- confusion matrix ----
+// The most confident mistakes of the validation predictions, as the faces themselves (at most
+// in.max_faces; none without in.data).
+std::string misclassified_html(const ReportInput& in, const Predictions* pred, int k) {
+  std::string o;
+  std::vector<size_t> wrong;
+  for (size_t i = 0; i < pred->rows.size(); ++i)
+    if (pred->truth[i] >= 0 && pred->predicted[i] != pred->truth[i]) wrong.push_back(i);
+  std::stable_sort(wrong.begin(), wrong.end(),
+                   [&](size_t a, size_t b) { return pred->confidence[a] > pred->confidence[b]; });
+  o += "<h2>Misclassified validation faces (" + std::to_string(wrong.size()) + " of " +
+       std::to_string(pred->rows.size()) + "; most confident first)</h2>\n<div class=\"faces\">\n";
+  if (in.data) {
+    int shown = 0;
+    for (size_t i : wrong) {
+      if (shown >= in.max_faces) break;
+      const int64_t r = pred->rows[i];
+      if (r < 0 || r >= in.data->size()) continue;
+      const std::string png = encode_png_gray(in.data->image(r), in.data->height, in.data->width);
+      const auto name = [&](int c) { return c >= 0 && c < k ? in.class_names[size_t(c)] : std::string("?"); };
+      o += "<div class=\"face\"><img alt=\"validation row " + std::to_string(r) + "\" src=\"data:image/png;base64," +
+           base64_encode(png) + "\"><br><span class=\"t\">true " + html_escape(name(pred->truth[i])) +
+           "</span><br><span class=\"p\">pred " + html_escape(name(pred->predicted[i])) + " " +
+           fmt("%.2f", pred->confidence[i]) + "</span></div>\n";
+      ++shown;
+    }
+  }
+  o += "</div>\n";
+  return o;
+}
+
+// The validation confusion matrix with per-class scores, then the misclassified faces.
+std::string validation_html(const ReportInput& in) {
+  std::string o;
   const Predictions* pred = in.predictions;
   const int k = int(in.class_names.size());
   if (pred && !pred->rows.empty() && k > 0) {
@@ -333,36 +381,16 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:0.85em}
     o += "<tr><th>weighted avg</th><td class=\"n\">" + fmt("%.3f", weighted.precision) + "</td><td class=\"n\">" +
          fmt("%.3f", weighted.recall) + "</td><td class=\"n\">" + fmt("%.3f", weighted.f1) + "</td><td class=\"n\">" +
          std::to_string(weighted.support) + "</td></tr>\n</table>\n</div>\n";
-
-    // ---- misclassified faces ----
-    std::vector<size_t> wrong;
-    for (size_t i = 0; i < pred->rows.size(); ++i)
-      if (pred->truth[i] >= 0 && pred->predicted[i] != pred->truth[i]) wrong.push_back(i);
-    std::stable_sort(wrong.begin(), wrong.end(),
-                     [&](size_t a, size_t b) { return pred->confidence[a] > pred->confidence[b]; });
-    o += "<h2>Misclassified validation faces (" + std::to_string(wrong.size()) + " of " +
-         std::to_string(pred->rows.size()) + "; most confident first)</h2>\n<div class=\"faces\">\n";
-    if (in.data) {
-      int shown = 0;
-      for (size_t i : wrong) {
-        if (shown >= in.max_faces) break;
-        const int64_t r = pred->rows[i];
-        if (r < 0 || r >= in.data->size()) continue;
-        const std::string png = encode_png_gray(in.data->image(r), in.data->height, in.data->width);
-        const auto name = [&](int c) { return c >= 0 && c < k ? in.class_names[size_t(c)] : std::string("?"); };
-        o += "<div class=\"face\"><img alt=\"validation row " + std::to_string(r) + "\" src=\"data:image/png;base64," +
-             base64_encode(png) + "\"><br><span class=\"t\">true " + html_escape(name(pred->truth[i])) +
-             "</span><br><span class=\"p\">pred " + html_escape(name(pred->predicted[i])) + " " +
-             fmt("%.2f", pred->confidence[i]) + "</span></div>\n";
-        ++shown;
-      }
-    }
-    o += "</div>\n";
+    o += misclassified_html(in, pred, k);
   } else {
     o += "<h2>Validation confusion matrix</h2>\n<p>No validation pass has completed yet.</p>\n";
   }
+  return o;
+}
 
-  // ---- timing ----
+// Wall time of the run and where it went.
+std::string timing_html(const ReportInput& in, const History& h) {
+  std::string o;
   o += "<h2>Timing</h2>\n<table class=\"kv\">\n";
   double train_s = 0, val_s = 0, epoch_s = 0;
   int64_t images = 0;
@@ -381,8 +409,12 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:0.85em}
     o += row("validation passes", html_escape(format_duration(val_s)));
   }
   o += "</table>\n";
+  return o;
+}
 
-  // ---- history ----
+// Every epoch's numbers, as history.csv holds them.
+std::string history_html(const History& h) {
+  std::string o;
   o += "<h2>History</h2>\n<table><tr><th class=\"n\">epoch</th><th class=\"n\">loss</th><th class=\"n\">accuracy</th>"
        "<th class=\"n\">val_loss</th><th class=\"n\">val_accuracy</th><th class=\"n\">lr</th><th class=\"n\">seconds</th>"
        "<th class=\"n\">images/s</th></tr>\n";
@@ -394,11 +426,34 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;font-size:0.85em}
          "</td></tr>\n";
   }
   o += "</table>\n";
+  return o;
+}
 
+// The Keras-style summary and the resolved config, when known.
+std::string model_html(const ReportInput& in) {
+  std::string o;
   if (!in.model_summary.empty()) o += "<h2>Model</h2>\n<pre>" + html_escape(in.model_summary) + "</pre>\n";
   if (!in.config_text.empty()) {
     o += "<details><summary>Resolved config</summary>\n<pre>" + html_escape(in.config_text) + "</pre>\n</details>\n";
   }
+  return o;
+}
+
+}  // namespace
+
+std::string render_report(const ReportInput& in) {
+  static const History empty_history;
+  const History& h = in.history ? *in.history : empty_history;
+  std::string o;
+  o.reserve(1 << 16);
+  o += head_html(in);
+  o += title_html(in);
+  o += summary_html(in, h);
+  o += curves_html(h);
+  o += validation_html(in);
+  o += timing_html(in, h);
+  o += history_html(h);
+  o += model_html(in);
   o += "<p class=\"sub\">Written by fer_gpu train.</p>\n</body>\n</html>\n";
   return o;
 }

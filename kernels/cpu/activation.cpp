@@ -13,10 +13,16 @@ void copy_if_distinct(int64_t n, const float* src, float* dst) {
   if (src != dst) std::memmove(dst, src, sizeof(float) * size_t(n));
 }
 
-void check_softmax_cols(int64_t n, int cols) {
+// Runs row(r) for every row of an [n / cols, cols] softmax, rows split over the OpenMP pool.
+// Throws std::invalid_argument unless cols > 0 divides n.
+template <typename Row>
+void for_each_softmax_row(int64_t n, int cols, Row row) {
   if (cols <= 0 || n % cols != 0) {
     throw std::invalid_argument("softmax activation: n is not a multiple of a positive cols");
   }
+  const int64_t rows = n / cols;
+#pragma omp parallel for schedule(static) if (n >= detail::kMinParallelElements)
+  for (int64_t r = 0; r < rows; ++r) row(r);
 }
 
 }  // namespace
@@ -30,11 +36,8 @@ void activation_forward(Act act, int64_t n, int cols, const float* x, float* y) 
 #pragma omp parallel for simd schedule(static) if (n >= detail::kMinParallelElements)
       for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
       return;
-    case Act::softmax: {
-      check_softmax_cols(n, cols);
-      const int64_t rows = n / cols;
-#pragma omp parallel for schedule(static) if (n >= detail::kMinParallelElements)
-      for (int64_t r = 0; r < rows; ++r) {
+    case Act::softmax:
+      for_each_softmax_row(n, cols, [&](int64_t r) {
         const float* xr = x + r * cols;
         float* yr = y + r * cols;
         float mx = xr[0];
@@ -47,9 +50,8 @@ void activation_forward(Act act, int64_t n, int cols, const float* x, float* y) 
         }
         const float inv = float(1.0 / sum);
         for (int j = 0; j < cols; ++j) yr[j] *= inv;
-      }
+      });
       return;
-    }
   }
   throw std::invalid_argument("activation_forward: unknown activation");
 }
@@ -63,12 +65,9 @@ void activation_backward(Act act, int64_t n, int cols, const float* y, const flo
 #pragma omp parallel for simd schedule(static) if (n >= detail::kMinParallelElements)
       for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
       return;
-    case Act::softmax: {
+    case Act::softmax:
       // dx_j = y_j * (dy_j - sum_k dy_k y_k); the dot is taken before dx (maybe dy) is written.
-      check_softmax_cols(n, cols);
-      const int64_t rows = n / cols;
-#pragma omp parallel for schedule(static) if (n >= detail::kMinParallelElements)
-      for (int64_t r = 0; r < rows; ++r) {
+      for_each_softmax_row(n, cols, [&](int64_t r) {
         const float* yr = y + r * cols;
         const float* dyr = dy + r * cols;
         float* dxr = dx + r * cols;
@@ -76,9 +75,8 @@ void activation_backward(Act act, int64_t n, int cols, const float* y, const flo
         for (int j = 0; j < cols; ++j) dot += double(dyr[j]) * double(yr[j]);
         const float d = float(dot);
         for (int j = 0; j < cols; ++j) dxr[j] = yr[j] * (dyr[j] - d);
-      }
+      });
       return;
-    }
   }
   throw std::invalid_argument("activation_backward: unknown activation");
 }

@@ -3,6 +3,7 @@
 // forward pass, and `fer_gpu export` as users run it (atomic: nothing half-written).
 // The onnxruntime comparison through `fer_gpu predict` is tests/export/onnxruntime_check.py.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include "engine/training/run_setup.h"
 #include "engine/backend.h"
 #include "tests/common/temp_files.h"
+#include "tests/common/user_error.h"
 #include "tests/export/random_checkpoint.h"
 
 #ifdef FER_HAVE_ONNX
@@ -68,6 +70,20 @@ const fer::OnnxAttribute* attr(const fer::OnnxNode& n, const std::string& name) 
   for (const auto& a : n.attributes)
     if (a.name == name) return &a;
   return nullptr;
+}
+
+// The metadata's JSON values parse back whatever the class names hold (folder names may carry
+// quotes, backslashes, control characters).
+TEST(OnnxMetadata, JsonValuesParseBack) {
+  fer::OnnxGraphDraft draft;
+  draft.input_hwc = {48, 40, 1};
+  draft.classes = 3;
+  fer::OnnxModelInfo info;
+  info.class_names = {"happy \"mostly\"", "back\\slash", "tab\there\n"};
+  std::map<std::string, std::string> meta;
+  for (const auto& [k, v] : fer::onnx_metadata(draft, info)) meta[k] = v;
+  EXPECT_EQ(nlohmann::json::parse(meta["classes"]), nlohmann::json(info.class_names)) << meta["classes"];
+  EXPECT_EQ(nlohmann::json::parse(meta["input_shape"]), nlohmann::json::array({"N", 48, 40, 1}));
 }
 
 TEST(OnnxForm, TheTwoTestModelsCoverEveryCatalogueLayerType) {
@@ -158,14 +174,10 @@ TEST(OnnxForm, ALayerWithoutAFormIsRefusedByNameAndType) {
   layers.push_back(fer::models::find_layer_type("Activation")->make(reader));
   layers.back()->set_name("activation");
   fer::Graph graph(std::move(layers), fer::Shape{{3}}, 3);
-  try {
-    fer::draft_onnx_graph(graph, {}, {});
-    FAIL() << "a layer without an ONNX form was exported";
-  } catch (const fer::UserError& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("layer 'mystery_1' (Mystery) has no ONNX form"), std::string::npos) << what;
-    EXPECT_NE(what.find("nothing was written"), std::string::npos) << what;
-  }
+  const std::string what = fer::test_errors::user_error_of([&] { fer::draft_onnx_graph(graph, {}, {}); },
+                                                          "a layer without an ONNX form was exported");
+  EXPECT_NE(what.find("layer 'mystery_1' (Mystery) has no ONNX form"), std::string::npos) << what;
+  EXPECT_NE(what.find("nothing was written"), std::string::npos) << what;
 }
 
 TEST(OnnxForm, WeightsOfAnotherModelAreRefused) {
@@ -189,9 +201,10 @@ TEST(OnnxExport, CheckedModelWithMetadataAndDynamicBatch) {
   EXPECT_EQ(model.producer_name(), "fer_gpu");
   std::map<std::string, std::string> meta;
   for (const auto& p : model.metadata_props()) meta[p.key()] = p.value();
-  EXPECT_EQ(meta["classes"], "[\"angry\", \"fear\", \"happy\", \"sad\", \"surprise\", \"neutral\"]");
+  EXPECT_EQ(nlohmann::json::parse(meta["classes"]),
+            nlohmann::json::array({"angry", "fear", "happy", "sad", "surprise", "neutral"}));
   EXPECT_EQ(meta["input_layout"], "NHWC");
-  EXPECT_EQ(meta["input_shape"], "[\"N\", 48, 48, 1]");
+  EXPECT_EQ(nlohmann::json::parse(meta["input_shape"]), nlohmann::json::array({"N", 48, 48, 1}));
   EXPECT_NE(meta["input_scale"].find("1/255"), std::string::npos);
   EXPECT_EQ(meta["fer_gpu.model"], "model5-v2");
   EXPECT_EQ(meta["source"], "test.ckpt");
@@ -225,12 +238,7 @@ TEST(OnnxExport, AFormTheCheckerRejectsIsABugNotAFile) {
 #else
 
 TEST(OnnxExport, WithoutLibOnnxExportSaysHowToGetIt) {
-  try {
-    fer::serialize_onnx({}, {});
-    FAIL();
-  } catch (const fer::UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("libonnx-dev"), std::string::npos);
-  }
+  EXPECT_NE(fer::test_errors::user_error_of([] { fer::serialize_onnx({}, {}); }).find("libonnx-dev"), std::string::npos);
   GTEST_SKIP() << "built without libonnx: the ONNX file tests need it (install libonnx-dev libprotobuf-dev)";
 }
 

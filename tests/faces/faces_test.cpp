@@ -11,6 +11,7 @@
 #include "loaders/faces.h"
 #include "loaders/image_io.h"
 #include "tests/common/temp_files.h"
+#include "tests/common/user_error.h"
 
 #ifdef FER_HAVE_OPENCV
 #include "tests/faces/photo_maker.h"
@@ -104,12 +105,9 @@ TEST(Faces, APhoneSizedPhotoIsSearchedThroughADownscaledCopy) {
 TEST(Faces, AMissingCascadeIsAClearError) {
   fer::loaders::FaceFinderOptions options;
   options.cascade_path = "/nonexistent/cascade.xml";
-  try {
-    fer::loaders::find_faces(background(100, 100), 48, 48, options);
-    FAIL();
-  } catch (const fer::UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/cascade.xml"), std::string::npos) << e.what();
-  }
+  const std::string what =
+      fer::test_errors::user_error_of([&] { fer::loaders::find_faces(background(100, 100), 48, 48, options); });
+  EXPECT_NE(what.find("/nonexistent/cascade.xml"), std::string::npos) << what;
 }
 
 TEST(Faces, AnnotatedPngShowsTheBoxes) {
@@ -135,12 +133,8 @@ TEST(Faces, WithoutOpenCvFindingFacesSaysWhatToInstall) {
   fer::loaders::GrayImage img;
   img.height = img.width = 10;
   img.pixels.assign(100, 0);
-  try {
-    fer::loaders::find_faces(img, 48, 48);
-    FAIL();
-  } catch (const fer::UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("libopencv-objdetect-dev"), std::string::npos) << e.what();
-  }
+  const std::string what = fer::test_errors::user_error_of([&] { fer::loaders::find_faces(img, 48, 48); });
+  EXPECT_NE(what.find("libopencv-objdetect-dev"), std::string::npos) << what;
   EXPECT_FALSE(fer::loaders::face_detection_available());
   GTEST_SKIP() << "built without OpenCV: the face detection tests need libopencv-objdetect-dev and opencv-data";
 }

@@ -37,11 +37,14 @@ std::string unpack(const std::string& what, std::string* why) {
   const std::string pack = shared_data() + "/fer2013-6class.ferpack";
   const std::string script = shared_data() + "/unpack_fer2013.py";
   if (!fs::exists(pack) || !fs::exists(script)) {
-    *why = "no FER2013 data: set FER2013_CSV / FER2013_DIR, or provide " + pack;
+    *why = "no FER2013 data. To run these tests: FER2013_CSV=/path/to/fer2013.csv (Kaggle's file) "
+           "FER2013_DIR=/path/to/folders (one subfolder per class; optional) ctest --test-dir build -R FullData; "
+           "or put the pack at " + pack + " (unpacked once with python3)";
     return "";
   }
   if (std::system("python3 -c 'pass' >/dev/null 2>&1") != 0) {
-    *why = "the pack " + pack + " needs python3 to unpack; set FER2013_CSV / FER2013_DIR instead";
+    *why = "the pack " + pack + " needs python3 to unpack; or run FER2013_CSV=/path/to/fer2013.csv "
+           "ctest --test-dir build -R FullData";
     return "";
   }
   std::string base = env("FER_TEST_DATA_DIR");

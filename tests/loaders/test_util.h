@@ -13,6 +13,7 @@
 #include "engine/error.h"
 
 #include "tests/common/temp_files.h"
+#include "tests/common/user_error.h"
 
 namespace fer::loaders::testing {
 
@@ -45,19 +46,6 @@ inline std::vector<uint8_t> test_image(int k, int n = 2304) {
 
 inline std::string sample_csv_path() { return std::string(FER_SOURCE_DIR) + "/data/sample/fer2013_sample.csv"; }
 
-// Runs fn, expects a fer::UserError whose message contains every one of `parts`.
-inline void expect_user_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected fer::UserError containing '" << (parts.empty() ? "" : parts[0]) << "'";
-  } catch (const fer::UserError& e) {
-    const std::string msg = e.what();
-    for (const auto& p : parts) {
-      EXPECT_NE(msg.find(p), std::string::npos) << "message: " << msg << "\nmissing: " << p;
-    }
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected fer::UserError, got another exception: " << e.what();
-  }
-}
+using fer::test_errors::expect_user_error;
 
 }  // namespace fer::loaders::testing

@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "models/run_config.h"
+#include "tests/common/user_error.h"
 
 namespace {
 
@@ -18,13 +19,8 @@ drop_classes = [1]
 
 // Returns the UserError message for a config text, failing the test if it parses.
 std::string error_of(const std::string& text) {
-  try {
-    fer::models::parse_run_config(text, "bad.toml");
-  } catch (const fer::UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "config was accepted:\n" << text;
-  return "";
+  return fer::test_errors::user_error_of([&] { fer::models::parse_run_config(text, "bad.toml"); },
+                                         "config was accepted:\n" + text);
 }
 
 std::string layers(const std::string& body) { return std::string(kHeader) + body; }
@@ -147,12 +143,9 @@ TEST(ConfigErrors, OutOfRangeValues) {
 }
 
 TEST(ConfigErrors, MissingFile) {
-  try {
-    fer::models::load_run_config("/nonexistent/model.toml");
-    FAIL() << "accepted a missing file";
-  } catch (const fer::UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/model.toml: cannot open"), std::string::npos) << e.what();
-  }
+  const std::string what =
+      fer::test_errors::user_error_of([] { fer::models::load_run_config("/nonexistent/model.toml"); }, "accepted a missing file");
+  EXPECT_NE(what.find("/nonexistent/model.toml: cannot open"), std::string::npos) << what;
 }
 
 // A monitor and a mode that contradict each other (the original project's [checkpoint] val_loss

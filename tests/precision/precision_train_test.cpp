@@ -23,20 +23,6 @@ using namespace fer::training;
 using namespace fer::training::testing;
 using fer::kernels::cpu::Bf16Impl;
 
-TrainRequest request(const std::string& config, const std::string& out) {
-  TrainRequest r;
-  r.config_path = config;
-  r.device = "cpu";
-  r.out_dir = out;
-  r.out = nullptr;
-  return r;
-}
-
-TrainResult train(const TrainRequest& r) {
-  Trainer t(r);
-  return t.run();
-}
-
 // bf16 on this CPU: native where it has bf16 instructions, else the emulation (tests only).
 class Bf16Runs : public ::testing::Test {
  protected:
@@ -60,13 +46,9 @@ TEST(PrecisionConfig, ParsesTheKeyAndRejectsOtherValuesNamingIt) {
   write_text(dir / "b.toml", tiny_config());
   EXPECT_FALSE(fer::models::load_run_config(dir / "b.toml").train.precision.has_value());
   write_text(dir / "c.toml", tiny_config("", "precision = \"fp16\"\n"));
-  try {
-    fer::models::load_run_config(dir / "c.toml");
-    FAIL() << "fp16 accepted";
-  } catch (const fer::UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("precision"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("c.toml"), std::string::npos) << e.what();
-  }
+  const std::string what = user_error_of([&] { fer::models::load_run_config(dir / "c.toml"); }, "fp16 accepted");
+  EXPECT_NE(what.find("precision"), std::string::npos) << what;
+  EXPECT_NE(what.find("c.toml"), std::string::npos) << what;
 }
 
 TEST(PrecisionRefusal, Tf32OnTheCpuIsRefusedBeforeAnythingIsWritten) {
@@ -74,13 +56,9 @@ TEST(PrecisionRefusal, Tf32OnTheCpuIsRefusedBeforeAnythingIsWritten) {
   write_text(dir / "tiny.toml", tiny_config());
   TrainRequest r = request(dir / "tiny.toml", dir / "run");
   r.precision = "tf32";
-  try {
-    Trainer t(r);
-    FAIL() << "tf32 accepted on the CPU";
-  } catch (const fer::UserError& e) {
-    EXPECT_NE(std::string(e.what()).find("tf32"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("NVIDIA"), std::string::npos) << e.what();
-  }
+  const std::string what = user_error_of([&] { Trainer t(r); }, "tf32 accepted on the CPU");
+  EXPECT_NE(what.find("tf32"), std::string::npos) << what;
+  EXPECT_NE(what.find("NVIDIA"), std::string::npos) << what;
   EXPECT_FALSE(exists(dir / "run"));
 }
 
@@ -95,15 +73,11 @@ TEST(PrecisionRefusal, Bf16WithoutBf16InstructionsNamesTheMissingFeature) {
     SUCCEED() << "this CPU has bf16: " << support.summary;
     return;
   }
-  try {
-    Trainer t(r);
-    FAIL() << "bf16 accepted on a CPU without bf16 instructions (" << support.summary << ")";
-  } catch (const fer::UserError& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("AVX512-BF16"), std::string::npos) << what;
-    EXPECT_NE(what.find("AMX-BF16"), std::string::npos) << what;
-    EXPECT_NE(what.find("bf16"), std::string::npos) << what;
-  }
+  const std::string what =
+      user_error_of([&] { Trainer t(r); }, "bf16 accepted on a CPU without bf16 instructions (" + support.summary + ")");
+  EXPECT_NE(what.find("AVX512-BF16"), std::string::npos) << what;
+  EXPECT_NE(what.find("AMX-BF16"), std::string::npos) << what;
+  EXPECT_NE(what.find("bf16"), std::string::npos) << what;
   EXPECT_FALSE(exists(dir / "run"));
 }
 
@@ -161,10 +135,7 @@ TEST_F(Bf16Runs, ResumeKeepsTheRunsPrecisionUnlessToldAndCheckpointsAreInterchan
   first.precision = "bf16";
   first.epochs = 2;
   ASSERT_EQ(train(first).status, TrainStatus::completed);
-  TrainRequest second = request(dir / "tiny.toml", "");
-  second.out_dir.reset();
-  second.resume = dir / "split";
-  second.epochs = 3;
+  TrainRequest second = resume_request(dir / "tiny.toml", dir / "split", 3);
   ASSERT_EQ(train(second).status, TrainStatus::completed);
   expect_same_training_state(read_checkpoint(dir / "straight/last.ckpt"), read_checkpoint(dir / "split/last.ckpt"));
 

@@ -3,6 +3,7 @@
 // exit status says that something failed, and --json lists which. A phone photo stored sideways
 // with EXIF orientation 6 is predicted upright.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -34,12 +35,6 @@ CliResult fer_gpu(const std::string& args, const std::string& log_prefix) {
 }
 
 bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
-  return n;
-}
 
 class Predict : public ::testing::Test {
  protected:
@@ -93,24 +88,29 @@ TEST_F(Predict, OneBrokenPhotoAmongTwentyIsReportedAndTheRestPredicted) {
 
   const CliResult json = fer_gpu("predict --no-detect --json --checkpoint " + ckpt() + " --device cpu" + args, dir / "json");
   EXPECT_EQ(json.status, 2) << json.out << json.err;
-  EXPECT_EQ(count(json.out, "\"probabilities\""), 18u) << json.out;
-  EXPECT_TRUE(contains(json.out, "\"failed\": [\n    {\"source\": \"" + paths[7] + "\", \"error\": \"" + paths[7] +
-                                     ": cannot read image: truncated"))
-      << json.out;
-  EXPECT_TRUE(contains(json.out, "{\"source\": \"" + paths[13] + "\", \"error\": ")) << json.out;
+  const nlohmann::json doc = nlohmann::json::parse(json.out);  // the whole of stdout is one JSON value
+  EXPECT_EQ(doc["predictions"].size(), 18u) << json.out;
+  for (const auto& row : doc["predictions"]) EXPECT_EQ(row["probabilities"].size(), doc["classes"].size());
+  ASSERT_EQ(doc["failed"].size(), 2u) << json.out;
+  EXPECT_EQ(doc["failed"][0]["source"], paths[7]);
+  EXPECT_EQ(doc["failed"][0]["error"].get<std::string>().rfind(paths[7] + ": cannot read image: truncated", 0), 0u) << json.out;
+  EXPECT_EQ(doc["failed"][1]["source"], paths[13]);
   EXPECT_EQ(json.out.substr(json.out.size() - 2), "}\n") << json.out;
 
   // All readable: exit 0 and an empty failure list.
   const CliResult fine = fer_gpu("predict --no-detect --json --checkpoint " + ckpt() + " --device cpu " + paths[0] + " " + paths[1],
                            dir / "fine");
   EXPECT_EQ(fine.status, 0) << fine.out << fine.err;
-  EXPECT_TRUE(contains(fine.out, "\"failed\": []")) << fine.out;
+  const nlohmann::json fine_doc = nlohmann::json::parse(fine.out);
+  EXPECT_TRUE(fine_doc["failed"].is_array() && fine_doc["failed"].empty()) << fine.out;
 
   // None readable: still a JSON answer listing them, and a failing status; the text form says so.
   const CliResult none = fer_gpu("predict --no-detect --json --checkpoint " + ckpt() + " --device cpu " + paths[7] + " " + paths[13],
                            dir / "none");
   EXPECT_EQ(none.status, 2) << none.out << none.err;
-  EXPECT_EQ(count(none.out, "\"error\": "), 2u) << none.out;
+  const nlohmann::json none_doc = nlohmann::json::parse(none.out);
+  EXPECT_EQ(none_doc["failed"].size(), 2u) << none.out;
+  EXPECT_TRUE(none_doc["predictions"].empty()) << none.out;
   const CliResult none_text = fer_gpu("predict --no-detect --checkpoint " + ckpt() + " --device cpu " + paths[7] + " " + paths[13],
                                 dir / "none_text");
   EXPECT_EQ(none_text.status, 2);
@@ -118,13 +118,16 @@ TEST_F(Predict, OneBrokenPhotoAmongTwentyIsReportedAndTheRestPredicted) {
   EXPECT_TRUE(contains(none_text.err, paths[13] + ": cannot read image: not an image")) << none_text.err;
 }
 
-// The --json prediction line of one image, without its source (probabilities printed to 6 places).
-std::string line_of(const std::string& out, const std::string& path) {
-  const std::string key = "{\"source\": \"" + path + "\", ";
-  const size_t p = out.find(key);
-  if (p == std::string::npos) return "";
-  const size_t b = p + key.size();
-  return out.substr(b, out.find('\n', b) - b);
+// The --json prediction of one image, without its source (probabilities rounded to 6 places).
+nlohmann::json prediction_of(const std::string& out, const std::string& path) {
+  const nlohmann::json doc = nlohmann::json::parse(out);
+  for (nlohmann::json row : doc["predictions"]) {
+    if (row["source"] == path) {
+      row.erase("source");
+      return row;
+    }
+  }
+  return nullptr;
 }
 
 TEST_F(Predict, SidewaysPhonePhotoIsPredictedUpright) {
@@ -140,10 +143,10 @@ TEST_F(Predict, SidewaysPhonePhotoIsPredictedUpright) {
                             dir / "untagged.jpg",
                         dir / "p");
   ASSERT_EQ(r.status, 0) << r.out << r.err;
-  const std::string upright = line_of(r.out, dir / "upright.jpg");
-  ASSERT_FALSE(upright.empty()) << r.out;
-  EXPECT_EQ(line_of(r.out, dir / "phone.jpg"), upright) << r.out;
-  EXPECT_NE(line_of(r.out, dir / "untagged.jpg"), upright) << r.out;
+  const nlohmann::json upright = prediction_of(r.out, dir / "upright.jpg");
+  ASSERT_FALSE(upright.is_null()) << r.out;
+  EXPECT_EQ(prediction_of(r.out, dir / "phone.jpg"), upright) << r.out;
+  EXPECT_NE(prediction_of(r.out, dir / "untagged.jpg"), upright) << r.out;
 }
 
 }  // namespace

@@ -19,21 +19,6 @@ namespace {
 using namespace fer::training;
 using namespace fer::training::testing;
 
-TrainRequest request(const std::string& config, const std::string& out, const std::string& resident) {
-  TrainRequest r;
-  r.config_path = config;
-  r.device = "cpu";
-  r.out_dir = out;
-  r.out = nullptr;
-  if (!resident.empty()) r.resident = resident;
-  return r;
-}
-
-TrainResult train(const TrainRequest& r) {
-  Trainer t(r);
-  return t.run();
-}
-
 // Trains the config twice for `epochs`, streamed and resident; expects identical runs.
 void expect_resident_equals_streamed(const std::string& config_text, int epochs) {
   TempDir dir;
@@ -90,10 +75,7 @@ TEST(ResidentTraining, InterruptedResidentRunResumesIntoTheStreamedRun) {
   EXPECT_NE(t.resume_command().find("--resident on"), std::string::npos) << t.resume_command();
   EXPECT_EQ(read_checkpoint(dir / "split/last.ckpt").position.batch_in_epoch, 2);
 
-  TrainRequest second = request(dir / "c.toml", "", "on");
-  second.out_dir.reset();
-  second.resume = dir / "split";
-  second.epochs = 3;
+  TrainRequest second = resume_request(dir / "c.toml", dir / "split", 3, "on");
   ASSERT_EQ(train(second).status, TrainStatus::completed);
   expect_same_training_state(read_checkpoint(dir / "straight/last.ckpt"), read_checkpoint(dir / "split/last.ckpt"));
 }
@@ -127,13 +109,8 @@ TEST(ResidentTraining, ReportsTheLoaderStallPerEpoch) {
   for (const char* mode : {"on", "off"}) {
     TrainRequest r = request(dir / "c.toml", dir / mode, mode);
     r.epochs = 2;
-    std::FILE* log = std::tmpfile();
-    r.out = log;
-    ASSERT_EQ(train(r).status, TrainStatus::completed);
-    std::rewind(log);
-    std::string text(1 << 16, '\0');
-    text.resize(std::fread(text.data(), 1, text.size(), log));
-    std::fclose(log);
+    const auto [res, text] = train_captured(r);
+    ASSERT_EQ(res.status, TrainStatus::completed);
     const bool resident = std::string(mode) == "on";
     EXPECT_NE(text.find(resident ? "Data: resident in host memory" : "Data: streamed by the loader thread"),
               std::string::npos)
@@ -164,25 +141,15 @@ TEST(ResidentTraining, ConfigKeyAndCommandLineAreStrict) {
   write_text(dir / "on.toml", on);
   TrainRequest from_config = request(dir / "on.toml", dir / "cfg", "");
   from_config.epochs = 1;
-  std::FILE* log = std::tmpfile();
-  from_config.out = log;
-  ASSERT_EQ(train(from_config).status, TrainStatus::completed);
-  std::rewind(log);
-  std::string text(1 << 16, '\0');
-  text.resize(std::fread(text.data(), 1, text.size(), log));
-  std::fclose(log);
+  const auto [res, text] = train_captured(from_config);
+  ASSERT_EQ(res.status, TrainStatus::completed);
   EXPECT_NE(text.find("Data: resident in host memory"), std::string::npos) << text;
   EXPECT_NE(text.find("resident = \"on\""), std::string::npos) << text;
   TrainRequest overridden = request(dir / "on.toml", dir / "cli_off", "off");
   overridden.epochs = 1;
-  log = std::tmpfile();
-  overridden.out = log;
-  ASSERT_EQ(train(overridden).status, TrainStatus::completed);
-  std::rewind(log);
-  text.assign(1 << 16, '\0');
-  text.resize(std::fread(text.data(), 1, text.size(), log));
-  std::fclose(log);
-  EXPECT_NE(text.find("Data: streamed by the loader thread (resident = \"off\")"), std::string::npos) << text;
+  const auto [res_off, text_off] = train_captured(overridden);
+  ASSERT_EQ(res_off.status, TrainStatus::completed);
+  EXPECT_NE(text_off.find("Data: streamed by the loader thread (resident = \"off\")"), std::string::npos) << text_off;
 
   std::string bad = cfg;
   bad.replace(bad.find(anchor), anchor.size(), anchor + "resident = \"sometimes\"\n");

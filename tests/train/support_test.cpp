@@ -1,6 +1,7 @@
 // The pieces around the loop: metrics, history files, config overrides, report helpers, data
 // choice.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "engine/training/fileio.h"
 #include "engine/training/history.h"
@@ -69,22 +70,36 @@ TEST(History, CsvAndJsonRoundTripNumbers) {
   EXPECT_NE(csv.find("1,0.3333333333333333,0.25,nan,0.1,0.001,"), std::string::npos) << csv;
   EXPECT_EQ(std::stod("0.3333333333333333"), 1.0 / 3.0);  // shortest round-trip text
   EXPECT_EQ(csv.substr(csv.size() - 6), ",0,,0\n") << csv;  // collapse signs not recorded
-  const std::string json = h.to_json();
-  EXPECT_NE(json.find("\"val_loss\": null"), std::string::npos) << json;
-  EXPECT_NE(json.find("\"images_per_second\": 50"), std::string::npos) << json;
-  EXPECT_NE(json.find("\"val_only_class\": null, \"loss_exploded\": false}"), std::string::npos) << json;
+  // history.json parsed back: the same numbers, NaN as null (JSON has no NaN).
+  const nlohmann::json json = nlohmann::json::parse(h.to_json());
+  EXPECT_EQ(json["columns"].size(), 15u);
+  EXPECT_EQ(json["columns"][14], "loss_exploded");
+  ASSERT_EQ(json["epochs"].size(), 1u);
+  const nlohmann::json& e = json["epochs"][0];
+  EXPECT_EQ(e["epoch"], 1);
+  EXPECT_EQ(e["loss"].get<double>(), 1.0 / 3.0);
+  EXPECT_TRUE(e["val_loss"].is_null()) << e;
+  EXPECT_EQ(e["lr"].get<double>(), 0.001) << e;  // the float's shortest decimal, as in the CSV
+  EXPECT_EQ(e["images_per_second"].get<double>(), 50.0);
+  EXPECT_TRUE(e["val_only_class"].is_null()) << e;
+  EXPECT_EQ(e["loss_exploded"], false);
 
   // A collapsed epoch: one class predicted (a folder-named class with a comma and a quote is
   // quoted as RFC 4180 and JSON require), loss exploded.
   h.epochs[0].val_predicted_classes = 1;
-  h.epochs[0].val_only_class = "happy, \"mostly\"";
+  h.epochs[0].val_only_class = "happy, \"mostly\"\t\x01";
   h.epochs[0].loss_exploded = true;
   const std::string csv2 = h.to_csv();
-  EXPECT_EQ(csv2.substr(csv2.size() - 25), ",1,\"happy, \"\"mostly\"\"\",1\n") << csv2;
-  EXPECT_NE(h.to_json().find("\"val_predicted_classes\": 1, \"val_only_class\": \"happy, \\\"mostly\\\"\", "
-                             "\"loss_exploded\": true}"),
-            std::string::npos)
-      << h.to_json();
+  EXPECT_EQ(csv2.substr(csv2.size() - 27), ",1,\"happy, \"\"mostly\"\"\t\x01\",1\n") << csv2;
+  const nlohmann::json e2 = nlohmann::json::parse(h.to_json())["epochs"][0];
+  EXPECT_EQ(e2["val_predicted_classes"], 1);
+  EXPECT_EQ(e2["val_only_class"], "happy, \"mostly\"\t\x01");
+  EXPECT_EQ(e2["loss_exploded"], true);
+  // Non-finite timings and learning rate are null too.
+  h.epochs[0].lr = INFINITY;
+  h.epochs[0].seconds = NAN;
+  const nlohmann::json e3 = nlohmann::json::parse(h.to_json())["epochs"][0];
+  EXPECT_TRUE(e3["lr"].is_null() && e3["seconds"].is_null()) << e3;
 }
 
 TEST(ConfigOverrides, KeepTheTextAndChangeOnlyTheValues) {

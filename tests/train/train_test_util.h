@@ -3,16 +3,20 @@
 // of a second on the committed sample, and checkpoint comparisons.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/error.h"
 #include "engine/training/checkpoint.h"
+#include "engine/training/trainer.h"
+#include "tests/common/user_error.h"
 
 #include "tests/common/temp_files.h"
 
@@ -48,6 +52,46 @@ inline std::string tiny_config(const std::string& extra = "", const std::string&
          "\n[[layers]]\ntype = \"Dense\"\nunits = 16\nactivation = \"relu\"\n"
          "\n[[layers]]\ntype = \"Dropout\"\nrate = 0.5\n"
          "\n[[layers]]\ntype = \"Dense\"\nunits = 6\nactivation = \"softmax\"\n";
+}
+
+// A quiet CPU training request for `config` into the run directory `out`; `resident` "on" or
+// "off" sets --resident ("" leaves the config's choice).
+inline TrainRequest request(const std::string& config, const std::string& out, const std::string& resident = "") {
+  TrainRequest r;
+  r.config_path = config;
+  r.device = "cpu";
+  r.out_dir = out;
+  r.out = nullptr;  // quiet
+  if (!resident.empty()) r.resident = resident;
+  return r;
+}
+
+// A request that continues the run in `run_dir` (--resume DIR, no --out) up to `epochs` epochs.
+inline TrainRequest resume_request(const std::string& config, const std::string& run_dir, int epochs,
+                                   const std::string& resident = "") {
+  TrainRequest r = request(config, "", resident);
+  r.out_dir.reset();
+  r.resume = run_dir;
+  r.epochs = epochs;
+  return r;
+}
+
+inline TrainResult train(const TrainRequest& r) {
+  Trainer t(r);
+  return t.run();
+}
+
+// Runs a request with its console output captured; returns (result, output).
+inline std::pair<TrainResult, std::string> train_captured(TrainRequest r) {
+  std::FILE* log = std::tmpfile();
+  r.out = log;
+  r.tty = false;
+  const TrainResult res = train(r);
+  std::rewind(log);
+  std::string text(1 << 20, '\0');
+  text.resize(std::fread(text.data(), 1, text.size(), log));
+  std::fclose(log);
+  return {res, text};
 }
 
 // Metric columns of history.csv (epoch..lr), without the timing columns.
@@ -92,16 +136,6 @@ inline void expect_same_training_state(const Checkpoint& a, const Checkpoint& b)
   EXPECT_EQ(a.predictions.predicted, b.predictions.predicted);
 }
 
-// Runs f and returns the UserError message (fails the test when nothing is thrown).
-template <typename F>
-std::string user_error_of(F&& f) {
-  try {
-    f();
-  } catch (const fer::UserError& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a fer::UserError";
-  return "";
-}
+using fer::test_errors::user_error_of;
 
 }  // namespace fer::training::testing

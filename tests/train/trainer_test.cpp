@@ -17,20 +17,6 @@ namespace {
 using namespace fer::training;
 using namespace fer::training::testing;
 
-TrainRequest request(const std::string& config, const std::string& out) {
-  TrainRequest r;
-  r.config_path = config;
-  r.device = "cpu";
-  r.out_dir = out;
-  r.out = nullptr;  // quiet
-  return r;
-}
-
-TrainResult train(const TrainRequest& r) {
-  Trainer t(r);
-  return t.run();
-}
-
 TEST(Trainer, ShortRunWritesEveryArtefact) {
   TempDir dir;
   write_text(dir / "tiny.toml", tiny_config());
@@ -89,10 +75,7 @@ TEST(Trainer, ResumeAfterWholeEpochsEqualsAStraightRun) {
   TrainRequest first = request(dir / "tiny.toml", dir / "split");
   first.epochs = 2;
   ASSERT_EQ(train(first).status, TrainStatus::completed);
-  TrainRequest second = request(dir / "tiny.toml", "");
-  second.out_dir.reset();
-  second.resume = dir / "split";
-  second.epochs = 4;
+  TrainRequest second = resume_request(dir / "tiny.toml", dir / "split", 4);
   ASSERT_EQ(train(second).status, TrainStatus::completed);
 
   const Checkpoint a = read_checkpoint(dir / "straight/last.ckpt");
@@ -123,10 +106,7 @@ TEST(Trainer, InterruptMidEpochSavesThePositionAndResumesExactly) {
   EXPECT_EQ(mid.position.global_step, 6u);
   EXPECT_EQ(mid.history.epochs.size(), 1u);
 
-  TrainRequest second = request(dir / "tiny.toml", "");
-  second.out_dir.reset();
-  second.resume = dir / "split";
-  second.epochs = 3;
+  TrainRequest second = resume_request(dir / "tiny.toml", dir / "split", 3);
   ASSERT_EQ(train(second).status, TrainStatus::completed);
   expect_same_training_state(read_checkpoint(dir / "straight/last.ckpt"), read_checkpoint(dir / "split/last.ckpt"));
 }
@@ -197,19 +177,6 @@ TEST(Trainer, EarlyStoppingRestoresTheBestWeightsAndEndsTheRun) {
   again.epochs = 10;
   const std::string msg = user_error_of([&] { Trainer t(again); });
   EXPECT_NE(msg.find("stopped early"), std::string::npos) << msg;
-}
-
-// Runs a request with its console output captured; returns (result, output).
-std::pair<TrainResult, std::string> train_captured(TrainRequest r) {
-  std::FILE* log = std::tmpfile();
-  r.out = log;
-  r.tty = false;
-  const TrainResult res = train(r);
-  std::rewind(log);
-  std::string text(1 << 20, '\0');
-  text.resize(std::fread(text.data(), 1, text.size(), log));
-  std::fclose(log);
-  return {res, text};
 }
 
 size_t count_of(const std::string& text, const std::string& what) {
@@ -307,13 +274,8 @@ TEST(Trainer, MissingDataFallsBackToTheSampleWithACappedBatch) {
   write_text(dir / "fallback.toml", cfg);
   TrainRequest r = request(dir / "fallback.toml", dir / "run");
   r.epochs = 1;
-  std::FILE* log = std::tmpfile();
-  r.out = log;
-  ASSERT_EQ(train(r).status, TrainStatus::completed);
-  std::rewind(log);
-  std::string text(1 << 16, '\0');
-  text.resize(std::fread(text.data(), 1, text.size(), log));
-  std::fclose(log);
+  const auto [res, text] = train_captured(r);
+  ASSERT_EQ(res.status, TrainStatus::completed);
   EXPECT_NE(text.find("BUNDLED SAMPLE"), std::string::npos) << text;
   EXPECT_NE(text.find("batch size 128 -> 32"), std::string::npos) << text;
   const auto resolved = fer::models::load_run_config(dir / "run/config.toml");

@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update
 $SUDO apt-get install -y --no-install-recommends \
   cmake ninja-build g++ make pkg-config python3 \
-  libgtest-dev libtomlplusplus-dev libcli11-dev libstb-dev libopenblas-dev libdnnl-dev libexif-dev \
+  libgtest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libstb-dev libopenblas-dev libdnnl-dev libexif-dev \
   libonnx-dev libprotobuf-dev \
   libopencv-objdetect-dev libopencv-imgproc-dev libopencv-dnn-dev opencv-data python3-venv
 # The sanitizer build and the libFuzzer targets (.ci/sanitize.sh, tests/fuzz) need clang and its
