@@ -17,6 +17,7 @@
 #include "engine/training/callbacks.h"
 #include "engine/training/checkpoint.h"
 #include "engine/training/collapse.h"
+#include "engine/training/distributed_training.h"
 #include "engine/training/evaluate.h"
 #include "engine/training/fileio.h"
 #include "engine/training/progress.h"
@@ -107,10 +108,18 @@ struct Trainer::Impl {
   Progress progress{nullptr, false};
   Clock::time_point started;
   std::string last_good;  // last.ckpt description for divergence messages
+  // Data parallelism (distributed_training.h): this rank's share of each batch and of the
+  // validation rows; a single process has local_batch == batch_size and val_rows == all of them.
+  DistributedTraining dist;
+  int local_batch = 0;
+  std::vector<int64_t> val_rows;
 
   void say(const std::string& text) { progress.line(text); }
   void prepare();
   Checkpoint snapshot(bool with_optimizer) const;
+  void save(const std::string& path) const {  // rank 0 writes, the others hold the same weights
+    if (dist.root()) write_checkpoint(path, snapshot(true));
+  }
   void write_files(const std::string& status);
   std::string augmentation_text() const;
   std::string optimizer_text() const;
@@ -119,7 +128,17 @@ struct Trainer::Impl {
 
 Trainer::Trainer(const TrainRequest& request) : impl_(std::make_unique<Impl>()) {
   impl_->req = request;
-  impl_->prepare();
+  // Data parallelism: every rank prepares, a failure on any stops all before step 0, only rank 0
+  // prints (distributed_training.h).
+  Impl& s = *impl_;
+  s.dist = DistributedTraining(request.communicator);
+  if (!s.dist.root()) s.req.out = nullptr;
+  s.dist.prepare_together([&] { s.prepare(); },
+                          [&] {
+                            std::error_code ec;
+                            if (s.created_run_dir) fs::remove_all(s.run_dir, ec);
+                          });
+  s.dist.start(*s.graph);
 }
 
 Trainer::~Trainer() = default;
@@ -191,7 +210,7 @@ void Trainer::Impl::prepare() {
   // ---- device (before the data: a missing GPU or an impossible precision is reported before
   // anything slow) ----
   std::string notice;
-  backend = make_backend(req.device ? *req.device : "", &notice, precision);
+  backend = make_backend(req.device ? *req.device : "", &notice, precision, dist.cuda_device());
   device_description = backend->description();
   {
     const Precision p = precision.value_or(backend->default_precision());
@@ -267,6 +286,8 @@ void Trainer::Impl::prepare() {
                     std::to_string(batch_size) + " (drop_last = true); lower --batch-size");
   }
   seed = req.seed ? uint64_t(*req.seed) : config.train.seed;
+  local_batch = dist.local_batch(batch_size, config.train.drop_last, req.config_path);
+  val_rows = dist.rows_of_rank(data.validation_rows);
 
   // ---- resolved config: the user's text with the values this run really uses ----
   std::vector<ConfigOverride> overrides;
@@ -292,11 +313,11 @@ void Trainer::Impl::prepare() {
   }
 
   std::vector<int> other_batches;
-  const int val_tail = int(int64_t(data.validation_rows.size()) % batch_size);
+  const int val_tail = int(int64_t(val_rows.size()) % local_batch);
   if (val_tail) other_batches.push_back(val_tail);
   const int train_tail = int(train_rows % batch_size);
   if (!config.train.drop_last && train_tail) other_batches.push_back(train_tail);
-  const int max_batch = int(std::min<int64_t>(batch_size, std::max<int64_t>(train_rows, int64_t(data.validation_rows.size()))));
+  const int max_batch = int(std::min<int64_t>(local_batch, std::max<int64_t>(train_rows, int64_t(val_rows.size()))));
   graph->plan(backend, std::max(1, max_batch), other_batches, precision);
   optimizer = std::make_unique<Optimizer>(backend, graph->param_layout(), config.train.optimizer);
 
@@ -320,7 +341,7 @@ void Trainer::Impl::prepare() {
       vo.batch_size = graph->max_batch();
       vo.shuffle = false;
       vo.drop_last = false;
-      resident_val = std::make_unique<loaders::ResidentBatches>(*resident, data.validation_rows, vo);
+      resident_val = std::make_unique<loaders::ResidentBatches>(*resident, val_rows, vo);
     }
   }
   say("Data: " + data_placement + ".");
@@ -374,8 +395,11 @@ void Trainer::Impl::prepare() {
   } else {
     graph->initialize(seed);
   }
+  graph->set_seed(dist.dropout_seed(seed));
 
-  // ---- run directory: the last check, then the first write ----
+  // ---- run directory: the last check, then the first write (rank 0's alone) ----
+  last_good = resumed ? resumed_from + " (epoch " + std::to_string(pos.epoch) + ")" : "";
+  if (!dist.root()) return;
   if (resumed && !req.out_dir) {
     run_dir = fs::path(ckpt_path).parent_path().string();
     if (run_dir.empty()) run_dir = ".";
@@ -414,7 +438,6 @@ void Trainer::Impl::prepare() {
     }
     throw;
   }
-  last_good = resumed ? resumed_from + " (epoch " + std::to_string(pos.epoch) + ")" : "";
 }
 
 std::string Trainer::Impl::augmentation_text() const {
@@ -482,6 +505,7 @@ Checkpoint Trainer::Impl::snapshot(bool with_optimizer) const {
 }
 
 void Trainer::Impl::write_files(const std::string& status) {
+  if (!dist.root()) return;
   const fs::path dir(run_dir);
   write_file_atomic((dir / "history.csv").string(), history.to_csv(), false);
   write_file_atomic((dir / "history.json").string(), history.to_json(), false);
@@ -534,8 +558,8 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
   };
 
   // Interrupted before anything happened: a fresh run leaves nothing behind.
-  if (stop && stop->load()) {
-    if (s.created_run_dir && s.history.epochs.empty()) {
+  if (s.dist.any(stop && stop->load())) {
+    if (s.created_run_dir && s.history.epochs.empty()) {  // rank 0's alone
       std::error_code ec;
       fs::remove_all(s.run_dir, ec);
     }
@@ -547,7 +571,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
 
   s.say("Training " + s.config.model.name + " (" + models::with_thousands(s.graph->trainable_count()) +
         " trainable parameters) on " + std::to_string(s.data.train_rows.size()) + " images, validating on " +
-        std::to_string(s.data.validation_rows.size()) + "; batch " + std::to_string(s.batch_size) + ", " +
+        std::to_string(s.data.validation_rows.size()) + "; batch " + std::to_string(s.batch_size) + s.dist.describe(s.batch_size) + ", " +
         std::to_string(s.target_epochs) + " epochs. Run directory: " + s.run_dir);
   if (s.resumed) {
     s.say("Resuming from " + s.resumed_from + " at epoch " + std::to_string(s.pos.epoch + 1) +
@@ -562,6 +586,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
                                       s.config.augment.horizontal_flip};
   so.seed = s.seed;
   so.first_epoch = s.pos.epoch;
+  s.dist.shard(so);
   // One of the two feeds: batches gathered from the resident data, or the stream's ring.
   std::unique_ptr<loaders::ResidentBatches> resident_train;
   std::unique_ptr<loaders::BatchStream> stream;
@@ -616,13 +641,14 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
       s.graph->forward(n, true, s.pos.global_step);
       s.graph->loss(n, true);
       s.graph->backward(n, s.pos.global_step);
+      s.dist.average_gradients(*s.graph);
       s.optimizer->step(s.graph->params(), s.graph->grads());
       ++s.pos.global_step;
       ++done;
       ++steps_this_process;
-      const bool want_stop = stop_requested();
+      const bool want_stop = s.dist.any(stop_requested());
       if (done % metrics_every == 0 || done == steps || want_stop) {
-        const BatchMetrics m = s.graph->take_metrics();
+        const BatchMetrics m = s.dist.sum(s.graph->take_metrics());
         if (!std::isfinite(m.loss_sum)) {
           s.progress.abandon();
           const std::string where = unread_from == done ? "step " + std::to_string(done)
@@ -661,7 +687,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
       s.pos.partial_correct = correct;
       s.pos.partial_samples = samples;
       s.pos.partial_train_seconds = train_seconds;
-      write_checkpoint(last_path, s.snapshot(true));
+      s.save(last_path);
       s.write_files("interrupted in epoch " + std::to_string(shown_epoch) + " after step " + std::to_string(done));
       result.status = TrainStatus::interrupted;
       result.epochs_done = int(s.history.epochs.size());
@@ -675,7 +701,8 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
     // ---- validation ----
     s.progress.validating();
     const Clock::time_point t_val = Clock::now();
-    EvalOutput ev = evaluate_rows(*s.graph, s.data, s.data.validation_rows, true, false, s.resident_val.get());
+    s.dist.share_state(*s.graph);
+    EvalOutput ev = s.dist.gather(evaluate_rows(*s.graph, s.data, s.val_rows, true, false, s.resident_val.get()));
     const double val_seconds = seconds_since(t_val);
 
     EpochRecord rec;
@@ -709,7 +736,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
       notes += t;
     };
     if (s.best->on_epoch_end(rec)) {
-      write_checkpoint(best_path, s.snapshot(true));
+      s.save(best_path);
       note(s.best->monitor().quantity + " improved to " + fmt4(s.best->state.best) + ": saved best.ckpt" +
            CollapseWatch::collapsed_note(rec));
     }
@@ -734,14 +761,14 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
       s.graph->upload_params(s.early_stopping->state.best_params);
       s.graph->upload_state(s.early_stopping->state.best_state);
       // The report's confusion matrix describes the model the run ends with.
-      EvalOutput again = evaluate_rows(*s.graph, s.data, s.data.validation_rows, true, false, s.resident_val.get());
+      EvalOutput again = s.dist.gather(evaluate_rows(*s.graph, s.data, s.val_rows, true, false, s.resident_val.get()));
       s.predictions = std::move(again.predictions);
       s.predictions.epoch = s.early_stopping->state.best_epoch;
     }
     if (collapsed.stop && !stop_early) note(collapsed.stop_message);
     const bool stop_collapsed = collapsed.stop && !stop_early;
     s.pos.finished = stop_early || stop_collapsed;
-    write_checkpoint(last_path, s.snapshot(true));
+    s.save(last_path);
     s.last_good = last_path + " (end of epoch " + std::to_string(shown_epoch) + ")";
     const bool done_all = s.pos.finished || epoch + 1 == s.target_epochs;
     s.write_files(s.pos.finished ? "stopped early after epoch " + std::to_string(shown_epoch)
