@@ -1,6 +1,6 @@
 // fer_gpu train CONFIG [--data PATH] [--device cuda|cpu] [--epochs N] [--batch-size B] [--seed S]
 //                      [--out DIR] [--resume DIR] [--resident auto|on|off] [--precision fp32|tf32|bf16]
-//                      [--distributed auto|off]
+//                      [--distributed auto|off] [--sync-batchnorm]
 // Trains a model config; command-line values override the config's. Ctrl-C finishes the current
 // step, writes last.ckpt and exits with status 130; a second Ctrl-C quits at once (checkpoints are
 // written atomically, so that never leaves a torn file). A diverged run (NaN/Inf loss) exits 1.
@@ -62,6 +62,7 @@ struct TrainArgs {
   std::string config;
   std::string data, device, out, resume, resident, precision, distributed = "auto";
   int epochs = 0, batch_size = 0;
+  bool sync_batchnorm = false;
   int64_t seed = -1;
 };
 
@@ -90,6 +91,9 @@ void add_train(CLI::App& app) {
                   "auto: when mpirun or srun started several processes, train one model data-parallel on "
                   "them (MPI for CPU ranks, NCCL for GPU ranks); off: every process trains alone")
       ->check(CLI::IsMember({"auto", "off"}));
+  cmd->add_flag("--sync-batchnorm", a->sync_batchnorm,
+               "With several ranks: BatchNormalization statistics over the global batch (as one process "
+               "computes them) instead of each rank's share (CPU ranks)");
   cmd->callback([=] {
     fer::training::TrainRequest req;
     req.config_path = a->config;
@@ -103,6 +107,7 @@ void add_train(CLI::App& app) {
     if (*resident) req.resident = a->resident;
     if (*precision) req.precision = a->precision;
     req.communicator = fer::distributed::connect(a->distributed);
+    req.sync_batchnorm = a->sync_batchnorm;
     const std::shared_ptr<fer::distributed::Communicator> comm = req.communicator;
     if (comm && !comm->root()) g_quiet = 1;
     std::unique_ptr<fer::training::Trainer> trainer;

@@ -8,8 +8,15 @@
 
 namespace fer::training {
 
-DistributedTraining::DistributedTraining(std::shared_ptr<distributed::Communicator> comm)
-    : comm_(comm && comm->size() > 1 ? std::move(comm) : nullptr) {}
+DistributedTraining::DistributedTraining(std::shared_ptr<distributed::Communicator> comm, bool sync_batchnorm)
+    : comm_(comm && comm->size() > 1 ? std::move(comm) : nullptr), sync_batchnorm_(sync_batchnorm && comm_) {}
+
+void DistributedTraining::check_backend(const Backend& backend) const {
+  if (sync_batchnorm_ && !backend.has_sync_batchnorm()) {
+    throw UserError(std::string("--sync-batchnorm: synchronized BatchNormalization is not implemented on the ") +
+                    device_name(backend.kind()) + " backend yet; leave it out (per-rank statistics)");
+  }
+}
 
 std::string DistributedTraining::describe(int global_batch) const {
   if (!comm_) return "";
@@ -89,6 +96,10 @@ void DistributedTraining::prepare_together(const std::function<void()>& prepare,
 void DistributedTraining::start(Graph& graph) {
   if (!comm_) return;
   if (graph.backend().kind() == DeviceKind::cuda) comm_ = distributed::make_nccl(comm_, graph.backend().native_stream());
+  if (sync_batchnorm_) {
+    distributed::Communicator* comm = comm_.get();
+    graph.set_channel_sum([comm](double* v, int n) { comm->all_reduce_sum_host(v, n); });
+  }
   comm_->broadcast(graph.params(), size_t(graph.param_layout().device_floats) * sizeof(float), 0);
   share_state(graph);
 }

@@ -23,7 +23,8 @@
 //     in row order on every rank (so every callback decides the same on every rank);
 //   * BatchNormalization: per-rank batch statistics (as PyTorch DDP); the moving statistics are
 //     broadcast from rank 0 before each validation pass and checkpoint, so every rank validates
-//     the model rank 0 saves (DDP's broadcast_buffers);
+//     the model rank 0 saves (DDP's broadcast_buffers). --sync-batchnorm: statistics of the
+//     global batch (PyTorch's SyncBatchNorm; CPU backend), the same as one process's;
 //   * dropout: rank r draws its masks from the graph seed mixed with r (rank 0 keeps the seed
 //     itself, so its masks are a single process's); masks of N ranks are therefore independent
 //     draws, not the one-process masks of the same images: runs with dropout agree with one
@@ -44,8 +45,10 @@ namespace fer::training {
 
 class DistributedTraining {
  public:
-  // comm: null or of size 1 for a single process.
-  explicit DistributedTraining(std::shared_ptr<distributed::Communicator> comm = nullptr);
+  // comm: null or of size 1 for a single process. sync_batchnorm: BatchNormalization statistics
+  // over the global batch (see the BatchNormalization layer, models/layers/batch_norm.cpp)
+  // instead of per rank; meaningless for one process.
+  explicit DistributedTraining(std::shared_ptr<distributed::Communicator> comm = nullptr, bool sync_batchnorm = false);
 
   bool active() const { return comm_ != nullptr; }
   int rank() const { return comm_ ? comm_->rank() : 0; }
@@ -65,6 +68,8 @@ class DistributedTraining {
   // CUDA device of this rank: its local rank, or 0 when the launcher made a single device visible
   // (CUDA_VISIBLE_DEVICES with one entry, as srun --gpus-per-task=1 does).
   int cuda_device() const;
+  // UserError when synchronized BatchNormalization was asked for and the backend lacks it.
+  void check_backend(const Backend& backend) const;
   // The dropout seed of this rank (see above): seed for rank 0.
   uint64_t dropout_seed(uint64_t seed) const;
 
@@ -75,6 +80,7 @@ class DistributedTraining {
   // After prepare, before step 0: switches to NCCL when the graph's backend is CUDA, and gives
   // every rank rank 0's weights and BN statistics (every rank initialised them from the same seed
   // or read the same checkpoint, as it did the optimizer state: this makes sure of it).
+  // With sync_batchnorm, installs the all-reduce of the BatchNormalization sums on the graph.
   void start(Graph& graph);
 
   // ---- every step ----
@@ -94,6 +100,7 @@ class DistributedTraining {
 
  private:
   std::shared_ptr<distributed::Communicator> comm_;
+  bool sync_batchnorm_ = false;
 };
 
 }  // namespace fer::training

@@ -131,7 +131,7 @@ Trainer::Trainer(const TrainRequest& request) : impl_(std::make_unique<Impl>()) 
   // Data parallelism: every rank prepares, a failure on any stops all before step 0, only rank 0
   // prints (distributed_training.h).
   Impl& s = *impl_;
-  s.dist = DistributedTraining(request.communicator);
+  s.dist = DistributedTraining(request.communicator, request.sync_batchnorm);
   if (!s.dist.root()) s.req.out = nullptr;
   s.dist.prepare_together([&] { s.prepare(); },
                           [&] {
@@ -212,6 +212,7 @@ void Trainer::Impl::prepare() {
   std::string notice;
   backend = make_backend(req.device ? *req.device : "", &notice, precision, dist.cuda_device());
   device_description = backend->description();
+  dist.check_backend(*backend);
   {
     const Precision p = precision.value_or(backend->default_precision());
     if (const std::string why = backend->precision_unsupported(p); !why.empty()) {

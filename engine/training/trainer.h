@@ -66,6 +66,8 @@ struct TrainRequest {
   // Data parallelism: this process's communicator when mpirun/srun started several
   // (distributed::connect; null: one process). Semantics: engine/training/distributed_training.h.
   std::shared_ptr<distributed::Communicator> communicator;
+  // --sync-batchnorm: BatchNormalization statistics over the global batch (distributed_training.h).
+  bool sync_batchnorm = false;
 };
 
 enum class TrainStatus { completed, early_stopped, interrupted, diverged };

@@ -4,6 +4,7 @@
 // double for the single-process unit tests.
 #include <cstdint>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -31,12 +32,13 @@ inline void write_random_csv(const std::string& path, int train, int val) {
   if (!f) throw std::runtime_error("cannot write " + path);
 }
 
-// configs/model4.toml's network (four convolutions, a 1024-unit dense layer: no
-// BatchNormalization) with its Dropout rates set to 0, so that two ranks can follow one process
-// step by step (dropout masks are drawn per rank: engine/training/distributed_training.h).
-inline std::string model4_without_dropout(const std::string& source_dir, const std::string& csv, int batch,
-                                          int epochs) {
-  std::ifstream in(source_dir + "/configs/model4.toml");
+// A numbered model's config (configs/<model>.toml) with its Dropout rates set to 0, so that two
+// ranks can follow one process step by step (dropout masks are drawn per rank:
+// engine/training/distributed_training.h), reading `csv` with the given global batch and epochs.
+inline std::string without_dropout(const std::string& source_dir, const std::string& model, const std::string& csv,
+                                   int batch, int epochs) {
+  std::ifstream in(source_dir + "/configs/" + model + ".toml");
+  if (!in) throw std::runtime_error("cannot read configs/" + model + ".toml");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto replace_all = [&](const std::string& from, const std::string& to) {
     for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {

@@ -3,6 +3,7 @@
 // batches (BatchStream and ResidentBatches). The ranks themselves: mpi_test.cpp.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -11,7 +12,9 @@
 #include "engine/backend.h"
 #include "engine/distributed/communicator.h"
 #include "engine/error.h"
+#include "engine/graph.h"
 #include "engine/training/distributed_training.h"
+#include "models/run_config.h"
 #include "loaders/batch_stream.h"
 #include "loaders/dataset.h"
 #include "loaders/resident_data.h"
@@ -219,6 +222,46 @@ TEST(ShardOptions, RefusesWhatCannotSplitEvenly) {
   EXPECT_NO_THROW(fer::loaders::check_shard(o));
   o.shard = 3;
   EXPECT_THROW(fer::loaders::check_shard(o), std::invalid_argument);
+}
+
+// Synchronized BatchNormalization over one rank (the sum over ranks is the identity) is plain
+// BatchNormalization: the same loss, gradients and moving statistics, to float rounding (the
+// synchronized path shifts its sums by the moving mean, the plain one by the first row).
+TEST(SyncBatchNorm, OneRankEqualsPlainBatchNormalization) {
+  fer::test_files::TempDir dir("fer_syncbn");
+  const std::string cfg_text =
+      fer::distributed::testing::small_config(dir / "unused.csv", 16, 1, true);
+  const fer::models::RunConfig config = fer::models::parse_run_config(cfg_text, "small.toml");
+  std::shared_ptr<fer::Backend> be = fer::make_cpu_backend();
+  auto plain = fer::models::build_graph(config), synced = fer::models::build_graph(config);
+  int calls = 0;
+  synced->set_channel_sum([&](double*, int) { ++calls; });
+  std::vector<uint8_t> images(16 * 48 * 48);
+  std::vector<int32_t> labels(16);
+  for (size_t i = 0; i < images.size(); ++i) images[i] = uint8_t((i * 37 + i / 48) % 251);
+  for (int i = 0; i < 16; ++i) labels[size_t(i)] = i % 6;
+  std::vector<std::vector<float>> grads, states;
+  for (auto* g : {plain.get(), synced.get()}) {
+    g->plan(be, 16);
+    g->initialize(3);
+    for (uint64_t step = 0; step < 2; ++step) {  // the second step starts from moved statistics
+      g->set_batch_from_host(16, images.data(), labels.data(), nullptr);
+      g->forward(16, true, step);
+      g->loss(16, true);
+      g->backward(16, step);
+    }
+    grads.push_back(g->download_grads());
+    states.push_back(g->download_state());
+  }
+  EXPECT_EQ(calls, 2 * 2) << "one sum in forward and one in backward per step";
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  double d = 0, n = 0;
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    d += (double(grads[0][i]) - grads[1][i]) * (double(grads[0][i]) - grads[1][i]);
+    n += double(grads[0][i]) * grads[0][i];
+  }
+  EXPECT_LE(std::sqrt(d / n), 1e-5) << "gradients";
+  for (size_t i = 0; i < states[0].size(); ++i) EXPECT_NEAR(states[1][i], states[0][i], 1e-6f * (1 + std::fabs(states[0][i])));
 }
 
 }  // namespace

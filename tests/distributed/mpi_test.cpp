@@ -36,7 +36,7 @@
 namespace {
 
 using fer::distributed::Communicator;
-using fer::distributed::testing::model4_without_dropout;
+using fer::distributed::testing::without_dropout;
 using fer::distributed::testing::small_config;
 using fer::distributed::testing::write_random_csv;
 using fer::test_files::TempDir;
@@ -67,21 +67,12 @@ constexpr double kWeightTolerance = 2e-6;
 constexpr double kLossTolerance = 1e-5;
 constexpr double kGradientTolerance = 2e-5;
 constexpr double kFreeRunningWeightTolerance = 1e-4;
+constexpr double kStateTolerance = 1e-6;
 
 #define REQUIRE_TWO_RANKS()                                                                           \
   do {                                                                                                \
     if (!g_comm || g_comm->size() != 2) GTEST_SKIP() << "needs 2 ranks: run under mpirun -np 2"; \
   } while (0)
-
-// ||a - b|| / ||b - start||: the disagreement relative to the distance the weights travelled.
-double relative_to_travel(const std::vector<float>& a, const std::vector<float>& b, const std::vector<float>& start) {
-  double d = 0, t = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    d += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    t += (double(b[i]) - start[i]) * (double(b[i]) - start[i]);
-  }
-  return std::sqrt(d / t);
-}
 
 // ||a - b|| / ||b||.
 double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
@@ -119,19 +110,21 @@ int feed(fer::Graph& g, fer::loaders::BatchStream& s) {
   return n;
 }
 
-// Two ranks with global batch 128 against one process with batch 128, step by step, on model4's
-// network (no BatchNormalization; Dropout rates 0), augmentation on, across an epoch boundary.
-TEST(DataParallel, Model4TwoRanksFollowOneProcessStepByStep) {
-  REQUIRE_TWO_RANKS();
+// Two ranks with global batch 128 against one process with batch 128, step by step, on a
+// numbered model with its Dropout rates 0, `steps` steps (2 a epoch: across an epoch boundary from
+// the third). sync_batchnorm: the ranks synchronise BatchNormalization, the one process does not
+// need to. augment: the config's augmentation (else none).
+void follow_one_process(const std::string& model, bool sync_batchnorm, int steps, bool augment,
+                        double weight_tolerance) {
   TempDir dir("fer_dp");
   const std::string csv = dir / "data.csv";
   write_random_csv(csv, 256, 64);
   const fer::models::RunConfig config =
-      fer::models::parse_run_config(model4_without_dropout(FER_SOURCE_DIR, csv, 128, 2), "model4 (dropout 0)");
+      fer::models::parse_run_config(without_dropout(FER_SOURCE_DIR, model, csv, 128, 2), model + " (dropout 0)");
   fer::loaders::Dataset data = fer::loaders::load_dataset(csv, dataset_options(config, csv));
   std::shared_ptr<fer::Backend> backend = fer::make_cpu_backend();
-  DistributedTraining dist(g_comm);
-  const int local = dist.local_batch(128, true, "model4");
+  DistributedTraining dist(g_comm, sync_batchnorm);
+  const int local = dist.local_batch(128, true, model);
   ASSERT_EQ(local, 64);
   const uint64_t seed = config.train.seed;
 
@@ -151,19 +144,21 @@ TEST(DataParallel, Model4TwoRanksFollowOneProcessStepByStep) {
   so.seed = seed;
   so.augment = fer::kernels::AugmentConfig{config.augment.shear_range, config.augment.zoom_range,
                                            config.augment.horizontal_flip};
+  if (!augment) so.augment = fer::kernels::AugmentConfig{0.0f, 0.0f, false};
   fer::loaders::BatchStreamOptions so_mine = so;
   dist.shard(so_mine);
   fer::loaders::BatchStream s_one(data, data.train_rows, so, backend.get());
   fer::loaders::BatchStream s_mine(data, data.train_rows, so_mine, backend.get());
 
-  double worst = 0, worst_grad = 0;
-  for (uint64_t step = 0; step < 4; ++step) {
-    // Every step starts the one-process reference from the ranks' weights and Adam moments, so
-    // each step is compared from the same state and rounding differences do not compound
-    // (free-running, Adam turns them into differences that grow about tenfold a step on this
-    // random-label data: the file comment).
+  double worst = 0, worst_grad = 0, worst_state = 0;
+  for (uint64_t step = 0; step < uint64_t(steps); ++step) {
+    // Every step starts the one-process reference from the ranks' weights, BN statistics and
+    // Adam moments, so each step is compared from the same state and rounding differences do not
+    // compound (free-running, Adam turns them into differences that grow about tenfold a step on
+    // this random-label data: the file comment).
     if (step > 0) {
       one->upload_params(mine->download_params());
+      one->upload_state(mine->download_state());
       opt_one.upload_state(opt_mine.download_state(), opt_mine.steps_taken());
     }
     const int n1 = feed(*one, s_one);
@@ -188,15 +183,43 @@ TEST(DataParallel, Model4TwoRanksFollowOneProcessStepByStep) {
     EXPECT_NEAR(m2.loss_sum, m1.loss_sum, kLossTolerance * std::fabs(m1.loss_sum)) << "step " << step;
     EXPECT_EQ(m2.correct, m1.correct) << "step " << step;
     const std::vector<float> w1 = one->download_params(), w2 = mine->download_params();
-    const double d = max_abs_diff(w1, w2), dg = relative_l2(g2, g1);
+    const std::vector<float> b1 = one->download_state(), b2 = mine->download_state();
+    const double d = max_abs_diff(w1, w2), dg = relative_l2(g2, g1), ds = b1.empty() ? 0.0 : relative_l2(b2, b1);
     worst = std::max(worst, d);
     worst_grad = std::max(worst_grad, dg);
-    if (g_comm->root()) std::printf("step %d: loss %.9g vs %.9g, grad rel %.3g, weights max %.3g\n", int(step), m2.loss_sum, m1.loss_sum, dg, d);
     EXPECT_LE(dg, kGradientTolerance) << "step " << step << ": averaged gradient vs one process's";
-    EXPECT_LE(d, kWeightTolerance) << "step " << step << ": weights of 2 ranks vs one process";
+    EXPECT_LE(d, weight_tolerance) << "step " << step << ": weights of 2 ranks vs one process";
+    EXPECT_LE(ds, kStateTolerance) << "step " << step << ": BatchNormalization moving statistics";
     EXPECT_TRUE(rank0s(w2) == w2) << "step " << step << ": rank " << g_comm->rank() << " holds other weights than rank 0";
+    EXPECT_TRUE(rank0s(b2) == b2) << "step " << step << ": rank " << g_comm->rank() << " holds other BN statistics";
   }
-  if (g_comm->root()) std::printf("model4, 2 ranks vs 1 process, 4 steps: max |weight difference| %.3g\n", worst);
+  if (g_comm->root()) {
+    std::printf("%s, 2 ranks%s vs 1 process, %d steps: gradient relative L2 <= %.3g, |weight difference| <= %.3g, "
+                "BN statistics relative L2 <= %.3g\n",
+                model.c_str(), sync_batchnorm ? " (synchronized BN)" : "", steps, worst_grad, worst, worst_state);
+  }
+}
+
+// model4: no BatchNormalization.
+TEST(DataParallel, Model4TwoRanksFollowOneProcessStepByStep) {
+  REQUIRE_TWO_RANKS();
+  follow_one_process("model4", false, 4, true, kWeightTolerance);
+}
+
+// model5-v2: BatchNormalization after its first two convolutions, synchronized over the ranks.
+// Weights to 5e-5 (5 % of the learning rate): Adam's first update is lr g / (|g| + 1e-7), and the
+// convolution biases feeding BatchNormalization have gradients that nearly cancel (about 1e-8),
+// where a rounding-level change of g moves the update by a few percent of lr (measured 1.4e-5;
+// the gradients themselves agree to 1e-6).
+// Without augmentation: with it, the first step's gradients of the layers below the pooling
+// differ by up to 2e-3 (relative L2), although two emulated identical ranks and the same run
+// without augmentation agree to 1e-5 (bench/results/2026-11-30-data-parallel.md). The likely
+// cause, not investigated further: augmented images have flat filled regions whose conv/BN outputs
+// make near-ties in max pooling, which rounding breaks either way, routing a gradient to another
+// pixel; a discontinuity of the model, not of the synchronisation this test is about.
+TEST(DataParallel, Model5v2WithSyncBatchNormFollowsOneProcessStepByStep) {
+  REQUIRE_TWO_RANKS();
+  follow_one_process("model5-v2", true, 3, false, 5e-5);
 }
 
 TrainRequest request(const std::string& config, const std::string& out, bool distributed) {
@@ -209,18 +232,20 @@ TrainRequest request(const std::string& config, const std::string& out, bool dis
   return r;
 }
 
-// The whole trainer on 2 ranks against one process: a small network without BatchNormalization,
-// augmentation on, 2 epochs of 8 steps at global batch 32; only rank 0 writes the run directory.
-TEST(DataParallel, TrainerOnTwoRanksMatchesOneProcess) {
-  REQUIRE_TWO_RANKS();
+// The whole trainer on 2 ranks against one process: a small network, augmentation on, 2 epochs of
+// 8 steps at global batch 32; only rank 0 writes the run directory. With BatchNormalization, the
+// ranks synchronise it (--sync-batchnorm).
+void trainer_matches_one_process(bool batchnorm) {
   TempDir dir("fer_dp");
   const std::string csv = dir / "data.csv";
   write_random_csv(csv, 256, 64);
   const std::string cfg = dir / "small.toml";
-  write_file(cfg, small_config(csv, 32, 2, false));
+  write_file(cfg, small_config(csv, 32, 2, batchnorm));
   const std::string out2 = dir / "two";
   {
-    Trainer t(request(cfg, out2, true));
+    TrainRequest r = request(cfg, out2, true);
+    r.sync_batchnorm = batchnorm;
+    Trainer t(r);
     EXPECT_EQ(t.run().status, TrainStatus::completed);
   }
   if (!g_comm->root()) {
@@ -234,7 +259,11 @@ TEST(DataParallel, TrainerOnTwoRanksMatchesOneProcess) {
   }
   const Checkpoint a = read_checkpoint(out1 + "/last.ckpt"), b = read_checkpoint(out2 + "/last.ckpt");
   const double d = max_abs_diff(a.params, b.params);
-  std::printf("small network, 2 ranks vs 1 process, 16 steps free-running: max |weight difference| %.3g\n", d);
+  std::printf("small network%s, 2 ranks vs 1 process, 16 steps free-running: max |weight difference| %.3g\n",
+              batchnorm ? " with synchronized BN" : "", d);
+  if (batchnorm) {
+    EXPECT_LE(relative_l2(b.state, a.state), kStateTolerance) << "BN moving statistics";
+  }
   EXPECT_LE(d, kFreeRunningWeightTolerance);
   EXPECT_EQ(a.position.global_step, b.position.global_step);
   EXPECT_EQ(a.optimizer_steps, b.optimizer_steps);
@@ -250,6 +279,16 @@ TEST(DataParallel, TrainerOnTwoRanksMatchesOneProcess) {
   // Validation ran split across the ranks: rank 0 gathered every row's prediction, in order.
   EXPECT_EQ(a.predictions.rows, b.predictions.rows);
   EXPECT_EQ(a.predictions.predicted, b.predictions.predicted);
+}
+
+TEST(DataParallel, TrainerOnTwoRanksMatchesOneProcess) {
+  REQUIRE_TWO_RANKS();
+  trainer_matches_one_process(false);
+}
+
+TEST(DataParallel, TrainerWithSyncBatchNormOnTwoRanksMatchesOneProcess) {
+  REQUIRE_TWO_RANKS();
+  trainer_matches_one_process(true);
 }
 
 // Ctrl-C on the ranks mid-epoch, then --resume with the same N: the run continues exactly (the
