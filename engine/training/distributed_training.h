@@ -55,6 +55,9 @@ class DistributedTraining {
   int size() const { return comm_ ? comm_->size() : 1; }
   bool root() const { return rank() == 0; }
   distributed::Communicator* communicator() const { return comm_.get(); }
+  // How to start the same ranks again, for the resume command: "" for one process, else
+  // "mpirun -np N " (srun users put their own launcher there).
+  std::string launch_prefix() const { return comm_ ? "mpirun -np " + std::to_string(size()) + " " : ""; }
   // "" for one process, else " on 2 ranks (MPI (Open MPI 4.1.4)), 64 images each".
   std::string describe(int global_batch) const;
 

@@ -147,13 +147,14 @@ const std::string& Trainer::run_dir() const { return impl_->run_dir; }
 
 std::string Trainer::resume_command() const {
   const TrainRequest& r = impl_->req;
-  std::string cmd = "fer_gpu train " + shell_quote(r.config_path);
+  std::string cmd = impl_->dist.launch_prefix() + "fer_gpu train " + shell_quote(r.config_path);
   if (r.data_path) cmd += " --data " + shell_quote(*r.data_path);
   if (r.device) cmd += " --device " + shell_quote(*r.device);
   if (r.epochs) cmd += " --epochs " + std::to_string(*r.epochs);
   if (r.batch_size) cmd += " --batch-size " + std::to_string(*r.batch_size);
   if (r.seed) cmd += " --seed " + std::to_string(*r.seed);
   if (r.resident) cmd += " --resident " + shell_quote(*r.resident);
+  if (r.sync_batchnorm && impl_->dist.active()) cmd += " --sync-batchnorm";
   return cmd + " --resume " + shell_quote(impl_->run_dir);
 }
 

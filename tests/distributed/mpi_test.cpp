@@ -311,6 +311,7 @@ TEST(DataParallel, ResumeWithTheSameRankCountContinuesExactly) {
     r.interrupt_after_steps = 11;  // inside epoch 2
     Trainer t(r);
     EXPECT_EQ(t.run().status, TrainStatus::interrupted);
+    EXPECT_EQ(t.resume_command().rfind("mpirun -np 2 fer_gpu train ", 0), 0u) << t.resume_command();
   }
   // The interrupted job has ended before anyone resumes it: rank 0 has written last.ckpt (rank 1
   // would otherwise read the end-of-epoch-1 one, still there).
