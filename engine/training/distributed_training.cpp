@@ -43,8 +43,12 @@ void DistributedTraining::shard(loaders::BatchStreamOptions& options) const {
   options.shards = size();
 }
 
-std::vector<int64_t> DistributedTraining::rows_of_rank(const std::vector<int64_t>& rows) const {
+std::vector<int64_t> DistributedTraining::rows_of_rank(const std::vector<int64_t>& rows, const std::string& what) const {
   const int64_t n = int64_t(rows.size()), parts = size(), r = rank();
+  if (n < parts) {
+    throw UserError(std::to_string(n) + " " + what + " cannot be shared by " + std::to_string(parts) +
+                    " ranks; use fewer ranks or more data");
+  }
   const int64_t begin = n * r / parts, end = n * (r + 1) / parts;
   return std::vector<int64_t>(rows.begin() + begin, rows.begin() + end);
 }

@@ -67,7 +67,8 @@ class DistributedTraining {
   // Makes the options deliver this rank's slice (BatchStreamOptions::shard).
   void shard(loaders::BatchStreamOptions& options) const;
   // This rank's contiguous block of `rows` (N blocks, sizes differing by at most one, rank order).
-  std::vector<int64_t> rows_of_rank(const std::vector<int64_t>& rows) const;
+  // UserError (naming `what`, e.g. "validation images") when there are fewer rows than ranks.
+  std::vector<int64_t> rows_of_rank(const std::vector<int64_t>& rows, const std::string& what = "rows") const;
   // CUDA device of this rank: its local rank, or 0 when the launcher made a single device visible
   // (CUDA_VISIBLE_DEVICES with one entry, as srun --gpus-per-task=1 does).
   int cuda_device() const;

@@ -289,7 +289,7 @@ void Trainer::Impl::prepare() {
   }
   seed = req.seed ? uint64_t(*req.seed) : config.train.seed;
   local_batch = dist.local_batch(batch_size, config.train.drop_last, req.config_path);
-  val_rows = dist.rows_of_rank(data.validation_rows);
+  val_rows = dist.rows_of_rank(data.validation_rows, "validation images in " + data_choice.path);
 
   // ---- resolved config: the user's text with the values this run really uses ----
   std::vector<ConfigOverride> overrides;

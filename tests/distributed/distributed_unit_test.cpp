@@ -122,6 +122,7 @@ TEST(DistributedTraining, ValidationRowsSplitIntoContiguousBlocks) {
     joined.insert(joined.end(), part.begin(), part.end());
   }
   EXPECT_EQ(joined, rows);
+  EXPECT_THROW(DistributedTraining(std::make_shared<FakeCommunicator>(0, 11)).rows_of_rank(rows), fer::UserError);
 }
 
 TEST(DistributedTraining, DropoutSeedsDifferPerRankAndRankZeroKeepsTheSeed) {
