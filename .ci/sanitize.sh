@@ -12,7 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
-CC=clang CXX=clang++ cmake -S . -B build-san -G Ninja -DFER_CUDA=OFF -DFER_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# -DFER_MPI=OFF: Open MPI keeps allocations to process exit that LeakSanitizer would report; the
+# data-parallel suites run in the plain build (.ci/run).
+CC=clang CXX=clang++ cmake -S . -B build-san -G Ninja -DFER_CUDA=OFF -DFER_MPI=OFF -DFER_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 suites=(tests/loaders/test_loaders_csv tests/loaders/test_loaders_folders tests/loaders/test_loaders_images
         tests/loaders/test_loaders_cache)
 fuzzers=(fuzz_csv fuzz_image fuzz_config fuzz_checkpoint fuzz_cache)

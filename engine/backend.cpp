@@ -25,6 +25,19 @@ std::string Backend::precision_unsupported(Precision p) const {
   return "unknown precision";
 }
 
+// ---- synchronized BatchNormalization: the CPU backend's alone so far ----
+void Backend::batchnorm_sums(const BatchNormShape&, const float*, const float*, double*) {
+  throw DeviceError(std::string("synchronized BatchNormalization is not implemented on the ") + device_name(kind()) +
+                    " backend");
+}
+void Backend::batchnorm_backward_sums(const BatchNormShape& s, const float*, const float*, const float*, double*) {
+  batchnorm_sums(s, nullptr, nullptr, nullptr);
+}
+void Backend::batchnorm_backward_apply(const BatchNormShape& s, const float*, const float*, const float*,
+                                       const float*, const float*, const float*, float*) {
+  batchnorm_sums(s, nullptr, nullptr, nullptr);
+}
+
 // ---- timers: the host clock after synchronize(); CudaBackend overrides them with CUDA events ----
 namespace {
 struct HostTimer {

@@ -96,6 +96,18 @@ class Backend {
                                   const float* dy, const float* save_mean, const float* save_invstd,
                                   float* dx, float* dgamma, float* dbeta) = 0;
 
+  // Synchronized BatchNormalization across data-parallel ranks (kernels/cpu/batch_norm.h has the
+  // formulas): per-channel sums into HOST double arrays sums[2 * channels], then the input
+  // gradient from the all-reduced means. The defaults throw DeviceError: only the CPU backend has
+  // them so far (the trainer refuses --sync-batchnorm elsewhere, has_sync_batchnorm()).
+  virtual bool has_sync_batchnorm() const { return false; }
+  virtual void batchnorm_sums(const BatchNormShape& s, const float* x, const float* shift, double* sums);
+  virtual void batchnorm_backward_sums(const BatchNormShape& s, const float* x, const float* dy,
+                                       const float* mean, double* sums);
+  virtual void batchnorm_backward_apply(const BatchNormShape& s, const float* x, const float* dy,
+                                        const float* mean, const float* k, const float* mean_dy,
+                                        const float* mean_dyxhat_invstd, float* dx);
+
   // ---- pooling ("valid"); GlobalAveragePooling2D is average pooling over the whole map ----
   virtual void pool2d_forward(const PoolShape& s, PoolMode mode, const float* x, float* y) = 0;
   // Max pooling routes each gradient to the first maximum of its window (recomputed from x, y).

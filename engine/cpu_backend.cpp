@@ -104,6 +104,19 @@ class CpuBackend final : public Backend {
                                float* y, float epsilon) override {
     kernels::cpu::batchnorm_forward_infer(s, x, gamma, beta, moving_mean, moving_var, y, epsilon);
   }
+  bool has_sync_batchnorm() const override { return true; }
+  void batchnorm_sums(const BatchNormShape& s, const float* x, const float* shift, double* sums) override {
+    kernels::cpu::batchnorm_sums(s, x, shift, sums);
+  }
+  void batchnorm_backward_sums(const BatchNormShape& s, const float* x, const float* dy, const float* mean,
+                               double* sums) override {
+    kernels::cpu::batchnorm_backward_sums(s, x, dy, mean, sums);
+  }
+  void batchnorm_backward_apply(const BatchNormShape& s, const float* x, const float* dy, const float* mean,
+                                const float* k, const float* mean_dy, const float* mean_dyxhat_invstd,
+                                float* dx) override {
+    kernels::cpu::batchnorm_backward_apply(s, x, dy, mean, k, mean_dy, mean_dyxhat_invstd, dx);
+  }
   void batchnorm_backward(const BatchNormShape& s, const float* x, const float* gamma,
                           const float* dy, const float* save_mean, const float* save_invstd,
                           float* dx, float* dgamma, float* dbeta) override {

@@ -220,6 +220,7 @@ LayerIO Graph::io_for(int i, int n, bool training, uint64_t step) const {
   io.stream_id = step * 4096 + uint64_t(i);
   io.step = step;
   io.math = math_type(precision_);
+  io.channel_sum = channel_sum_ ? &channel_sum_ : nullptr;
   return io;
 }
 

@@ -127,6 +127,11 @@ class Graph {
   void set_layer_observer(LayerObserver* observer) { observer_ = observer; }
   LayerObserver* layer_observer() const { return observer_; }
 
+  // Synchronized BatchNormalization (data parallelism): training-mode BatchNormalization layers
+  // normalise with statistics over every rank's batch, `sum` replacing a host array of doubles by
+  // its sums over the ranks (an all-reduce). Empty function: per-process statistics (default).
+  void set_channel_sum(std::function<void(double*, int)> sum) { channel_sum_ = std::move(sum); }
+
   void set_seed(uint64_t seed) { seed_ = seed; }
   uint64_t seed() const { return seed_; }
 
@@ -158,6 +163,7 @@ class Graph {
   Precision precision_ = Precision::fp32;
   int64_t metric_samples_ = 0;
   LayerObserver* observer_ = nullptr;
+  std::function<void(double*, int)> channel_sum_;
 };
 
 }  // namespace fer

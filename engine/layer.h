@@ -2,6 +2,7 @@
 // What the graph executor knows of a layer: shapes, parameter specs, buffer needs, and forward/
 // backward on pointers through a Backend. Concrete layer types live in models/layers/.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,9 @@ struct LayerIO {
   // Operand type of this plan's matrix ops (engine/precision.h); a layer passes it on in the
   // ConvShape/DenseShape it hands the backend and never branches on it.
   kernels::MathType math = kernels::MathType::f32;
+  // Data parallelism with synchronized BatchNormalization (Graph::set_channel_sum): replaces
+  // count doubles with their sums over every rank. Null: statistics of this process's batch.
+  const std::function<void(double*, int)>* channel_sum = nullptr;
 };
 
 class Layer {

@@ -195,8 +195,9 @@ void BatchStream::Impl::free_all() noexcept {
 void BatchStream::Impl::fill(int s, int64_t epoch, int64_t b, const std::vector<int64_t>& perm) {
   Slot& slot = slots[size_t(s)];
   const int64_t n = int64_t(rows.size());
-  const int64_t start = b * opt.batch_size;
-  const int count = int(std::min<int64_t>(opt.batch_size, n - start));
+  const int local = opt.batch_size / opt.shards;  // == batch_size without sharding
+  const int64_t start = b * opt.batch_size + int64_t(opt.shard) * local;
+  const int count = int(std::min<int64_t>(local, n - start));
 #if FER_HAVE_CUDA
   // The previous H2D copy from this host buffer must be finished before we overwrite it.
   if (cuda) FER_LOADER_CUDA(cudaEventSynchronize(slot.copied));
@@ -304,12 +305,23 @@ void BatchStream::Impl::release_current() {
   cv_producer.notify_all();
 }
 
+void check_shard(const BatchStreamOptions& o) {
+  if (o.shards < 1 || o.shard < 0 || o.shard >= o.shards) {
+    throw std::invalid_argument("batch shard " + std::to_string(o.shard) + " of " + std::to_string(o.shards));
+  }
+  if (o.shards > 1 && (!o.drop_last || o.batch_size % o.shards != 0)) {
+    throw std::invalid_argument("sharded batches need drop_last and a batch size divisible by the shard count (" +
+                                std::to_string(o.batch_size) + " by " + std::to_string(o.shards) + ")");
+  }
+}
+
 BatchStream::BatchStream(const Dataset& data, std::vector<int64_t> rows,
                          const BatchStreamOptions& options, Backend* backend)
     : impl_(std::make_unique<Impl>(data, std::move(rows), options, backend)) {
   Impl& m = *impl_;
   if (options.batch_size < 1) throw UserError("batch size must be at least 1");
   if (options.ring_slots < 2) throw UserError("the batch ring needs at least 2 slots");
+  check_shard(options);
   const int64_t n = int64_t(m.rows.size());
   if (n == 0) throw UserError(data.source + ": no images to stream (empty split)");
   for (const int64_t r : m.rows) {

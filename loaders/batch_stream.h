@@ -71,10 +71,21 @@ struct BatchStreamOptions {
   uint64_t seed = 0;
   int64_t first_epoch = 0;         // resume: the first epoch produced
   int ring_slots = 4;              // buffers in the ring (>= 2)
+  // Data parallelism (engine/training/distributed_training.h): this process is rank `shard` of
+  // `shards` and delivers, of every batch of batch_size images, only its contiguous slice
+  // [shard * batch_size / shards, (shard + 1) * batch_size / shards): the images of step k do not
+  // depend on the number of ranks. Needs drop_last and batch_size divisible by shards
+  // (std::invalid_argument otherwise).
+  int shard = 0;
+  int shards = 1;
   // Called on the loader thread before each batch is gathered (tests: simulate a slow reader;
   // instrumentation). May throw: the exception reaches the consumer through next().
   std::function<void(int64_t epoch, int64_t batch)> producer_hook;
 };
+
+// std::invalid_argument unless 0 <= shard < shards and, when shards > 1, drop_last holds and
+// batch_size divides by shards (BatchStream and ResidentBatches check their options with it).
+void check_shard(const BatchStreamOptions& options);
 
 struct Batch {
   int64_t epoch = 0;

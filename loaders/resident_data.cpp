@@ -180,6 +180,7 @@ ResidentBatches::ResidentBatches(const ResidentData& data, const std::vector<int
                                  const BatchStreamOptions& options)
     : data_(data), opt_(options) {
   if (options.batch_size < 1) throw UserError("batch size must be at least 1");
+  check_shard(options);
   n_ = int64_t(rows.size());
   if (n_ == 0) throw UserError("no images to batch (empty split)");
   positions_.reserve(rows.size());
@@ -219,7 +220,7 @@ int ResidentBatches::batch_size(int64_t index) const {
     throw std::out_of_range("ResidentBatches: batch " + std::to_string(index) + " of " +
                             std::to_string(batches_));
   }
-  return int(std::min<int64_t>(opt_.batch_size, n_ - index * opt_.batch_size));
+  return int(std::min<int64_t>(opt_.batch_size / opt_.shards, n_ - index * opt_.batch_size - shard_offset()));
 }
 
 void ResidentBatches::begin_epoch(int64_t epoch) {
@@ -249,7 +250,7 @@ int ResidentBatches::gather(int64_t epoch, int64_t index, uint8_t* images, int32
   begin_epoch(epoch);
   const auto t0 = Clock::now();
   Backend& be = data_.backend();
-  const int32_t* idx = order_ + index * opt_.batch_size;
+  const int32_t* idx = order_ + index * opt_.batch_size + shard_offset();
   be.gather_rows(n, idx, data_.images(), data_.labels(), data_.row_bytes(), images, labels);
   if (augment_) {
     if (!draws) throw std::invalid_argument("ResidentBatches::gather: augmenting needs a draws buffer");

@@ -147,6 +147,8 @@ class ResidentBatches {
   const ResidentData& data_;
   BatchStreamOptions opt_;
   std::vector<int32_t> positions_;  // position in data_ of each row of the split, split order
+  // Where this rank's slice starts inside each batch (BatchStreamOptions::shard).
+  int64_t shard_offset() const { return int64_t(opt_.shard) * (opt_.batch_size / opt_.shards); }
   int64_t n_ = 0, batches_ = 0;
   bool augment_ = false;
   int32_t* order_ = nullptr;        // backend memory: [n_] positions in the uploaded epoch's order

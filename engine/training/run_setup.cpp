@@ -113,7 +113,7 @@ std::vector<std::string> class_names_of(const models::RunConfig& config) {
 }
 
 std::shared_ptr<Backend> make_backend(const std::string& requested, std::string* notice,
-                                      std::optional<Precision> precision) {
+                                      std::optional<Precision> precision, int cuda_device) {
   if (!requested.empty() && requested != "cpu" && requested != "cuda") {
     throw UserError("--device " + requested + ": expected cuda or cpu");
   }
@@ -130,7 +130,7 @@ std::shared_ptr<Backend> make_backend(const std::string& requested, std::string*
   if (have_cuda) {
     BackendOptions options;
     options.allow_tf32 = precision != Precision::fp32;
-    std::shared_ptr<Backend> be = make_cuda_backend(0, options);
+    std::shared_ptr<Backend> be = make_cuda_backend(cuda_device, options);
     if (notice) *notice = "device: " + be->description();
     return be;
   }

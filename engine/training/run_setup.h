@@ -48,9 +48,11 @@ std::vector<std::string> class_names_of(const models::RunConfig& config);
 // "cpu", "cuda" or empty (auto: cuda when a device answers, else cpu). *notice receives the
 // one-line notice to print. Throws UserError for an unknown name or cuda without a device.
 // precision: the run's (fp32 makes the CUDA backend without TF32 math; the caller checks the
-// backend can do it with precision_unsupported).
+// backend can do it with precision_unsupported). cuda_device: the CUDA ordinal (a data-parallel
+// rank's own GPU, DistributedTraining::cuda_device).
 std::shared_ptr<Backend> make_backend(const std::string& requested, std::string* notice,
-                                      std::optional<Precision> precision = std::nullopt);
+                                      std::optional<Precision> precision = std::nullopt,
+                                      int cuda_device = 0);
 
 // ---- config text ----
 struct ConfigOverride {

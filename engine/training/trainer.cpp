@@ -17,6 +17,7 @@
 #include "engine/training/callbacks.h"
 #include "engine/training/checkpoint.h"
 #include "engine/training/collapse.h"
+#include "engine/training/distributed_training.h"
 #include "engine/training/evaluate.h"
 #include "engine/training/fileio.h"
 #include "engine/training/progress.h"
@@ -107,6 +108,11 @@ struct Trainer::Impl {
   Progress progress{nullptr, false};
   Clock::time_point started;
   std::string last_good;  // last.ckpt description for divergence messages
+  // Data parallelism (distributed_training.h): this rank's share of each batch and of the
+  // validation rows; a single process has local_batch == batch_size and val_rows == all of them.
+  DistributedTraining dist;
+  int local_batch = 0;
+  std::vector<int64_t> val_rows;
 
   // State of one call to Trainer::run that its steps share: when to stop, where the checkpoints
   // go, and the training feed (batches gathered from the resident data, or the stream's ring:
@@ -170,6 +176,9 @@ struct Trainer::Impl {
   void finish(TrainResult& result);
 
   Checkpoint snapshot(bool with_optimizer) const;
+  void save(const std::string& path) const {  // rank 0 writes, the others hold the same weights
+    if (dist.root()) write_checkpoint(path, snapshot(true));
+  }
   void write_files(const std::string& status);
   std::string augmentation_text() const;
   std::string optimizer_text() const;
@@ -178,7 +187,17 @@ struct Trainer::Impl {
 
 Trainer::Trainer(const TrainRequest& request) : impl_(std::make_unique<Impl>()) {
   impl_->req = request;
-  impl_->prepare();
+  // Data parallelism: every rank prepares, a failure on any stops all before step 0, only rank 0
+  // prints (distributed_training.h).
+  Impl& s = *impl_;
+  s.dist = DistributedTraining(request.communicator, request.sync_batchnorm);
+  if (!s.dist.root()) s.req.out = nullptr;
+  s.dist.prepare_together([&] { s.prepare(); },
+                          [&] {
+                            std::error_code ec;
+                            if (s.created_run_dir) fs::remove_all(s.run_dir, ec);
+                          });
+  s.dist.start(*s.graph);
 }
 
 Trainer::~Trainer() = default;
@@ -189,13 +208,14 @@ std::string Trainer::resume_command() const { return impl_->resume_command(); }
 
 std::string Trainer::Impl::resume_command() const {
   const TrainRequest& r = req;
-  std::string cmd = "fer_gpu train " + shell_quote(r.config_path);
+  std::string cmd = dist.launch_prefix() + "fer_gpu train " + shell_quote(r.config_path);
   if (r.data_path) cmd += " --data " + shell_quote(*r.data_path);
   if (r.device) cmd += " --device " + shell_quote(*r.device);
   if (r.epochs) cmd += " --epochs " + std::to_string(*r.epochs);
   if (r.batch_size) cmd += " --batch-size " + std::to_string(*r.batch_size);
   if (r.seed) cmd += " --seed " + std::to_string(*r.seed);
   if (r.resident) cmd += " --resident " + shell_quote(*r.resident);
+  if (r.sync_batchnorm && dist.active()) cmd += " --sync-batchnorm";
   return cmd + " --resume " + shell_quote(run_dir);
 }
 
@@ -222,8 +242,9 @@ void Trainer::Impl::prepare() {
   place_data(resident_mode);
   make_callbacks();
   restore_or_initialize(ckpt, ckpt_path);
-  open_run_dir(ckpt_path);
+  graph->set_seed(dist.dropout_seed(seed));
   last_good = resumed ? resumed_from + " (epoch " + std::to_string(pos.epoch) + ")" : "";
+  if (dist.root()) open_run_dir(ckpt_path);  // the run directory is rank 0's alone
 }
 
 // The command-line values that need no file to check; returns --resident's mode (automatic
@@ -278,8 +299,9 @@ void Trainer::Impl::choose_precision(const Checkpoint& ckpt, const std::string& 
 // anything slow. Returns the line that describes the device and precision.
 std::string Trainer::Impl::open_device() {
   std::string notice;
-  backend = make_backend(req.device ? *req.device : "", &notice, precision);
+  backend = make_backend(req.device ? *req.device : "", &notice, precision, dist.cuda_device());
   device_description = backend->description();
+  dist.check_backend(*backend);
   const Precision p = precision.value_or(backend->default_precision());
   if (const std::string why = backend->precision_unsupported(p); !why.empty()) {
     throw UserError(std::string("precision ") + precision_name(p) + ": " + why);
@@ -356,6 +378,8 @@ void Trainer::Impl::choose_recipe() {
                     std::to_string(batch_size) + " (drop_last = true); lower --batch-size");
   }
   seed = req.seed ? uint64_t(*req.seed) : config.train.seed;
+  local_batch = dist.local_batch(batch_size, config.train.drop_last, req.config_path);
+  val_rows = dist.rows_of_rank(data.validation_rows, "validation images in " + data_choice.path);
 }
 
 // The resolved config: the user's text with the values this run really uses.
@@ -388,11 +412,11 @@ void Trainer::Impl::resolve_config() {
 void Trainer::Impl::plan_graph() {
   const int64_t train_rows = int64_t(data.train_rows.size());
   std::vector<int> other_batches;
-  const int val_tail = int(int64_t(data.validation_rows.size()) % batch_size);
+  const int val_tail = int(int64_t(val_rows.size()) % local_batch);
   if (val_tail) other_batches.push_back(val_tail);
   const int train_tail = int(train_rows % batch_size);
   if (!config.train.drop_last && train_tail) other_batches.push_back(train_tail);
-  const int max_batch = int(std::min<int64_t>(batch_size, std::max<int64_t>(train_rows, int64_t(data.validation_rows.size()))));
+  const int max_batch = int(std::min<int64_t>(local_batch, std::max<int64_t>(train_rows, int64_t(val_rows.size()))));
   graph->plan(backend, std::max(1, max_batch), other_batches, precision);
   optimizer = std::make_unique<Optimizer>(backend, graph->param_layout(), config.train.optimizer);
 }
@@ -417,7 +441,7 @@ void Trainer::Impl::place_data(loaders::ResidentMode resident_mode) {
     vo.batch_size = graph->max_batch();
     vo.shuffle = false;
     vo.drop_last = false;
-    resident_val = std::make_unique<loaders::ResidentBatches>(*resident, data.validation_rows, vo);
+    resident_val = std::make_unique<loaders::ResidentBatches>(*resident, val_rows, vo);
   }
   say("Data: " + data_placement + ".");
 }
@@ -587,6 +611,7 @@ Checkpoint Trainer::Impl::snapshot(bool with_optimizer) const {
 }
 
 void Trainer::Impl::write_files(const std::string& status) {
+  if (!dist.root()) return;
   const fs::path dir(run_dir);
   write_file_atomic((dir / "history.csv").string(), history.to_csv(), false);
   write_file_atomic((dir / "history.json").string(), history.to_json(), false);
@@ -626,7 +651,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
   Impl& s = *impl_;
   TrainResult result;
   result.run_dir = s.run_dir;
-  if (stop && stop->load()) return s.stop_before_start(result);
+  if (s.dist.any(stop && stop->load())) return s.stop_before_start(result);
   s.announce();
   Impl::RunLoop loop = s.start_loop(stop);
   for (int64_t epoch = s.pos.epoch; epoch < s.target_epochs; ++epoch) {
@@ -645,7 +670,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
       result.status = TrainStatus::early_stopped;
       break;
     }
-    if (loop.stop_requested() && !done_all) return s.interrupted_after_epoch(loop, epoch, result);
+    if (s.dist.any(loop.stop_requested()) && !done_all) return s.interrupted_after_epoch(loop, epoch, result);
   }
   s.finish(result);
   return result;
@@ -653,7 +678,7 @@ TrainResult Trainer::run(const std::atomic<bool>* stop) {
 
 // Interrupted before anything happened: a fresh run leaves nothing behind.
 TrainResult Trainer::Impl::stop_before_start(TrainResult result) {
-  if (created_run_dir && history.epochs.empty()) {
+  if (created_run_dir && history.epochs.empty()) {  // rank 0's alone
     std::error_code ec;
     fs::remove_all(run_dir, ec);
   }
@@ -666,7 +691,7 @@ TrainResult Trainer::Impl::stop_before_start(TrainResult result) {
 void Trainer::Impl::announce() {
   say("Training " + config.model.name + " (" + models::with_thousands(graph->trainable_count()) +
       " trainable parameters) on " + std::to_string(data.train_rows.size()) + " images, validating on " +
-      std::to_string(data.validation_rows.size()) + "; batch " + std::to_string(batch_size) + ", " +
+      std::to_string(data.validation_rows.size()) + "; batch " + std::to_string(batch_size) + dist.describe(batch_size) + ", " +
       std::to_string(target_epochs) + " epochs. Run directory: " + run_dir);
   if (resumed) {
     say("Resuming from " + resumed_from + " at epoch " + std::to_string(pos.epoch + 1) +
@@ -695,6 +720,7 @@ Trainer::Impl::RunLoop Trainer::Impl::start_loop(const std::atomic<bool>* stop) 
                                       config.augment.horizontal_flip};
   so.seed = seed;
   so.first_epoch = pos.epoch;
+  dist.shard(so);
   // One of the two feeds: batches gathered from the resident data, or the stream's ring.
   if (resident) {
     loop.resident_train = std::make_unique<loaders::ResidentBatches>(*resident, data.train_rows, so);
@@ -756,13 +782,14 @@ Trainer::Impl::StepsEnd Trainer::Impl::train_steps(RunLoop& loop, int64_t epoch,
     graph->forward(n, true, pos.global_step);
     graph->loss(n, true);
     graph->backward(n, pos.global_step);
+    dist.average_gradients(*graph);
     optimizer->step(graph->params(), graph->grads());
     ++pos.global_step;
     ++sums.done;
     ++loop.steps_this_process;
-    const bool want_stop = loop.stop_requested();
+    const bool want_stop = dist.any(loop.stop_requested());
     if (sums.done % loop.metrics_every == 0 || sums.done == steps || want_stop) {
-      const BatchMetrics m = graph->take_metrics();
+      const BatchMetrics m = dist.sum(graph->take_metrics());
       if (!std::isfinite(m.loss_sum)) {
         progress.abandon();
         const std::string where = unread_from == sums.done
@@ -807,7 +834,7 @@ TrainResult Trainer::Impl::save_interrupted(const RunLoop& loop, int64_t epoch, 
   pos.partial_correct = sums.correct;
   pos.partial_samples = sums.samples;
   pos.partial_train_seconds = sums.train_seconds;
-  write_checkpoint(loop.last_path, snapshot(true));
+  save(loop.last_path);
   write_files("interrupted in epoch " + std::to_string(shown_epoch) + " after step " + std::to_string(sums.done));
   result.status = TrainStatus::interrupted;
   result.epochs_done = int(history.epochs.size());
@@ -825,7 +852,8 @@ EpochRecord Trainer::Impl::validate(const RunLoop& loop, int64_t epoch, const Ep
   const int shown_epoch = int(epoch + 1);
   progress.validating();
   const Clock::time_point t_val = Clock::now();
-  EvalOutput ev = evaluate_rows(*graph, data, data.validation_rows, true, false, resident_val.get());
+  dist.share_state(*graph);
+  EvalOutput ev = dist.gather(evaluate_rows(*graph, data, val_rows, true, false, resident_val.get()));
   const double val_seconds = seconds_since(t_val);
 
   EpochRecord rec;
@@ -866,7 +894,7 @@ std::string Trainer::Impl::run_callbacks(const RunLoop& loop, const EpochRecord&
     notes += t;
   };
   if (best->on_epoch_end(rec)) {
-    write_checkpoint(loop.best_path, snapshot(true));
+    save(loop.best_path);
     note(best->monitor().quantity + " improved to " + fmt4(best->state.best) + ": saved best.ckpt" +
          CollapseWatch::collapsed_note(rec));
   }
@@ -891,7 +919,7 @@ std::string Trainer::Impl::run_callbacks(const RunLoop& loop, const EpochRecord&
     graph->upload_params(early_stopping->state.best_params);
     graph->upload_state(early_stopping->state.best_state);
     // The report's confusion matrix describes the model the run ends with.
-    EvalOutput again = evaluate_rows(*graph, data, data.validation_rows, true, false, resident_val.get());
+    EvalOutput again = dist.gather(evaluate_rows(*graph, data, val_rows, true, false, resident_val.get()));
     predictions = std::move(again.predictions);
     predictions.epoch = early_stopping->state.best_epoch;
   }
@@ -905,7 +933,7 @@ std::string Trainer::Impl::run_callbacks(const RunLoop& loop, const EpochRecord&
 // (stopped early or all epochs done).
 bool Trainer::Impl::save_epoch(const RunLoop& loop, int64_t epoch) {
   const int shown_epoch = int(epoch + 1);
-  write_checkpoint(loop.last_path, snapshot(true));
+  save(loop.last_path);
   last_good = loop.last_path + " (end of epoch " + std::to_string(shown_epoch) + ")";
   const bool done_all = pos.finished || epoch + 1 == target_epochs;
   write_files(pos.finished ? "stopped early after epoch " + std::to_string(shown_epoch)

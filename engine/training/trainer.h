@@ -37,6 +37,10 @@
 #include <optional>
 #include <string>
 
+namespace fer::distributed {
+class Communicator;
+}
+
 namespace fer::training {
 
 struct TrainRequest {
@@ -59,6 +63,11 @@ struct TrainRequest {
   int64_t interrupt_after_steps = -1;
   // Steps between metric reads (0: 1 on the CPU, once per epoch on CUDA).
   int metrics_every = 0;
+  // Data parallelism: this process's communicator when mpirun/srun started several
+  // (distributed::connect; null: one process). Semantics: engine/training/distributed_training.h.
+  std::shared_ptr<distributed::Communicator> communicator;
+  // --sync-batchnorm: BatchNormalization statistics over the global batch (distributed_training.h).
+  bool sync_batchnorm = false;
 };
 
 enum class TrainStatus { completed, early_stopped, interrupted, diverged };

@@ -294,4 +294,32 @@ void batchnorm_backward(const BatchNormShape& s, const float* x, const float* ga
   }
 }
 
+void batchnorm_sums(const BatchNormShape& s, const float* x, const float* shift, double* sums) {
+  channel_reduce(s, 2, sums, [&](int64_t r0, int64_t r1, double* acc) {
+    sums_rows<false>(x, shift, nullptr, nullptr, s.channels, r0, r1, acc);
+  });
+}
+
+void batchnorm_backward_sums(const BatchNormShape& s, const float* x, const float* dy, const float* mean,
+                             double* sums) {
+  channel_reduce(s, 2, sums, [&](int64_t r0, int64_t r1, double* acc) {
+    sums_rows<true>(dy, nullptr, x, mean, s.channels, r0, r1, acc);
+  });
+}
+
+void batchnorm_backward_apply(const BatchNormShape& s, const float* x, const float* dy, const float* mean,
+                              const float* k, const float* mean_dy, const float* mean_dyxhat_invstd, float* dx) {
+  const int C = s.channels;
+#pragma omp parallel for schedule(static) if (s.rows * s.channels >= detail::kMinParallelElements)
+  for (int64_t i = 0; i < s.rows; ++i) {
+    const float* xr = x + i * C;
+    const float* dyr = dy + i * C;
+    float* dxr = dx + i * C;
+#pragma omp simd
+    for (int ch = 0; ch < C; ++ch) {
+      dxr[ch] = k[ch] * (dyr[ch] - mean_dy[ch] - (xr[ch] - mean[ch]) * mean_dyxhat_invstd[ch]);
+    }
+  }
+}
+
 }  // namespace fer::kernels::cpu

@@ -12,7 +12,21 @@
 // the step count that is the same update with a per-step momentum
 //     m_t = 1 - (1 - m) / (1 - m^t)        (m_1 = 0: the first batch's statistics),
 // so no extra state is kept and resuming (which restores the step count) continues exactly.
+//
+// Synchronized (data-parallel ranks, LayerIO::channel_sum set; PyTorch's SyncBatchNorm): the
+// batch statistics are those of the global batch. Forward: each rank's per-channel sums of
+// (x - shift) and (x - shift)^2 and its row count are summed over the ranks (one all-reduce of
+// 2C + 1 doubles), giving the global mean and biased variance; y is normalised with them and the
+// moving statistics updated with them (identically on every rank). shift is the moving mean, the
+// same on every rank. Backward: the sums of dy and dy (x - mean) are summed the same way and
+//   dx = gamma invstd (dy - sum dy / M - (x - mean) invstd^2 sum dy (x - mean) / M),
+// M the global row count: each rank's dy is that of its own mean loss, so dx is the gradient of the
+// sum of the ranks' losses, and the trainer's all-reduce(mean) of the parameter gradients makes
+// it the gradient of their mean, the global-batch loss. dgamma and dbeta are this rank's own sums
+// (averaged with the other gradients).
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "engine/error.h"
 #include "models/layers/layer_catalogue.h"
@@ -42,12 +56,16 @@ class BatchNorm final : public Layer {
             {"moving_mean", {channels_}, Init::zeros, false},
             {"moving_variance", {channels_}, Init::ones, false}};
   }
-  int64_t saved_floats(int) const override { return 2 * int64_t(channels_); }
+  // mean, invstd; the synchronized path also keeps var and the backward coefficients k, mean_dy,
+  // mean_dyxhat_invstd there (all per channel).
+  int64_t saved_floats(int) const override { return 6 * int64_t(channels_); }
 
   void forward(const LayerIO& io) override {
     const BatchNormShape s{int64_t(io.batch) * rows_per_sample_, channels_};
     const auto& p = *io.params;
-    if (io.training) {
+    if (io.training && io.channel_sum) {
+      forward_synchronized(io, s);
+    } else if (io.training) {
       io.backend->batchnorm_forward_train(s, io.x, p[0], p[1], io.y, io.saved, io.saved + channels_,
                                           p[2], p[3], momentum_at(io.step), epsilon_);
     } else {
@@ -57,6 +75,10 @@ class BatchNorm final : public Layer {
 
   void backward(const LayerIO& io) override {
     const BatchNormShape s{int64_t(io.batch) * rows_per_sample_, channels_};
+    if (io.channel_sum) {
+      backward_synchronized(io, s);
+      return;
+    }
     io.backend->batchnorm_backward(s, io.x, (*io.params)[0], io.dy, io.saved, io.saved + channels_,
                                    io.dx, (*io.grads)[0], (*io.grads)[1]);
   }
@@ -86,6 +108,79 @@ class BatchNorm final : public Layer {
   }
 
  private:
+  std::vector<float> download(Backend& be, const float* p) const {
+    std::vector<float> h(static_cast<size_t>(channels_));
+    be.synchronize();
+    be.copy_to_host(h.data(), p, h.size() * sizeof(float));
+    return h;
+  }
+
+  void forward_synchronized(const LayerIO& io, const BatchNormShape& s) {
+    Backend& be = *io.backend;
+    const auto& p = *io.params;
+    const int C = channels_;
+    std::vector<double> sums(size_t(2 * C + 1));
+    be.batchnorm_sums(s, io.x, p[2], sums.data());
+    sums[size_t(2 * C)] = double(s.rows);
+    (*io.channel_sum)(sums.data(), 2 * C + 1);
+    const double rows = sums[size_t(2 * C)];
+    std::vector<float> shift = download(be, p[2]), moving_var = download(be, p[3]);
+    std::vector<float> mean(static_cast<size_t>(C)), invstd(static_cast<size_t>(C)), var(static_cast<size_t>(C));
+    std::vector<float> moving_mean = shift;
+    const double m = double(momentum_at(io.step));
+    for (int c = 0; c < C; ++c) {
+      const double s1 = sums[size_t(c)], s2 = sums[size_t(C + c)];
+      const double mu = double(shift[size_t(c)]) + s1 / rows;
+      const double sq = std::max(0.0, s2 - s1 * s1 / rows);  // squared deviations from mu
+      const double v = sq / rows;
+      mean[size_t(c)] = float(mu);
+      var[size_t(c)] = float(v);
+      invstd[size_t(c)] = float(1.0 / std::sqrt(v + double(epsilon_)));
+      moving_mean[size_t(c)] = float(m * double(moving_mean[size_t(c)]) + (1.0 - m) * mu);
+      moving_var[size_t(c)] = float(m * double(moving_var[size_t(c)]) + (1.0 - m) * (rows > 1 ? sq / (rows - 1) : v));
+    }
+    const size_t bytes = size_t(C) * sizeof(float);
+    be.copy_from_host(io.saved, mean.data(), bytes);
+    be.copy_from_host(io.saved + C, invstd.data(), bytes);
+    be.copy_from_host(io.saved + 2 * C, var.data(), bytes);
+    be.batchnorm_forward_infer(s, io.x, p[0], p[1], io.saved, io.saved + 2 * C, io.y, epsilon_);
+    be.copy_from_host(p[2], moving_mean.data(), bytes);
+    be.copy_from_host(p[3], moving_var.data(), bytes);
+  }
+
+  void backward_synchronized(const LayerIO& io, const BatchNormShape& s) {
+    Backend& be = *io.backend;
+    const int C = channels_;
+    const float* mean = io.saved;
+    std::vector<double> sums(size_t(2 * C + 1));
+    be.batchnorm_backward_sums(s, io.x, io.dy, mean, sums.data());
+    const std::vector<float> invstd = download(be, io.saved + C), gamma = download(be, (*io.params)[0]);
+    // This rank's dgamma and dbeta, before the sums become global.
+    std::vector<float> dgamma(static_cast<size_t>(C)), dbeta(static_cast<size_t>(C));
+    for (int c = 0; c < C; ++c) {
+      dbeta[size_t(c)] = float(sums[size_t(c)]);
+      dgamma[size_t(c)] = float(sums[size_t(C + c)] * double(invstd[size_t(c)]));
+    }
+    const size_t bytes = size_t(C) * sizeof(float);
+    be.copy_from_host((*io.grads)[0], dgamma.data(), bytes);
+    be.copy_from_host((*io.grads)[1], dbeta.data(), bytes);
+    sums[size_t(2 * C)] = double(s.rows);
+    (*io.channel_sum)(sums.data(), 2 * C + 1);  // on every rank, also when no dx is wanted
+    if (!io.dx) return;
+    const double rows = sums[size_t(2 * C)];
+    std::vector<float> k(static_cast<size_t>(C)), mean_dy(static_cast<size_t>(C)), mean_dyx(static_cast<size_t>(C));
+    for (int c = 0; c < C; ++c) {
+      const double is = double(invstd[size_t(c)]);
+      k[size_t(c)] = float(double(gamma[size_t(c)]) * is);
+      mean_dy[size_t(c)] = float(sums[size_t(c)] / rows);
+      mean_dyx[size_t(c)] = float(sums[size_t(C + c)] * is * is / rows);
+    }
+    be.copy_from_host(io.saved + 3 * C, k.data(), bytes);
+    be.copy_from_host(io.saved + 4 * C, mean_dy.data(), bytes);
+    be.copy_from_host(io.saved + 5 * C, mean_dyx.data(), bytes);
+    be.batchnorm_backward_apply(s, io.x, io.dy, mean, io.saved + 3 * C, io.saved + 4 * C, io.saved + 5 * C, io.dx);
+  }
+
   float momentum_, epsilon_;
   bool zero_debias_;
   int channels_ = 0;

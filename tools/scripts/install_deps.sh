@@ -5,6 +5,7 @@
 # libonnx-dev + libprotobuf-dev (fer_gpu export, FER_ONNX=AUTO) and the OpenCV modules + opencv-data
 # (faces found in photos by predict, FER_OPENCV=AUTO). The export tests compare with onnxruntime
 # from PyPI, installed with numpy into a venv at build/venv that the test build picks up.
+# libopenmpi-dev + openmpi-bin: data-parallel training (mpirun -np N fer_gpu train, FER_MPI=AUTO).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
@@ -14,6 +15,7 @@ $SUDO apt-get install -y --no-install-recommends \
   cmake ninja-build g++ make pkg-config python3 \
   libgtest-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libstb-dev libopenblas-dev libdnnl-dev libexif-dev \
   libonnx-dev libprotobuf-dev \
+  libopenmpi-dev openmpi-bin \
   libopencv-objdetect-dev libopencv-imgproc-dev libopencv-dnn-dev opencv-data python3-venv
 # The sanitizer build and the libFuzzer targets (.ci/sanitize.sh, tests/fuzz) need clang and its
 # OpenMP runtime.
