@@ -134,6 +134,11 @@ class Graph {
 
   void set_seed(uint64_t seed) { seed_ = seed; }
   uint64_t seed() const { return seed_; }
+  // Data parallelism: the rows this graph processes start at row `row` of the global batch (rank
+  // r of N with local batch b: r * b). Dropout draws its masks at that place in the one-process
+  // stream, so every row gets the mask one process gives it (LayerIO::first_row). Default 0.
+  void set_first_row(int64_t row) { first_row_ = row; }
+  int64_t first_row() const { return first_row_; }
 
  private:
   struct Node {
@@ -160,6 +165,7 @@ class Graph {
   Arena::Slot grad_a_, grad_b_, workspace_;
   const float* out_ = nullptr;  // the last layer's output (logits)
   uint64_t seed_ = 0;
+  int64_t first_row_ = 0;
   Precision precision_ = Precision::fp32;
   int64_t metric_samples_ = 0;
   LayerObserver* observer_ = nullptr;

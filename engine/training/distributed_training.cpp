@@ -60,15 +60,6 @@ int DistributedTraining::cuda_device() const {
   return comm_->local_rank();
 }
 
-uint64_t DistributedTraining::dropout_seed(uint64_t seed) const {
-  if (rank() == 0) return seed;
-  // SplitMix64 of (seed, rank): well-separated Philox keys for every rank.
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * uint64_t(rank());
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 void DistributedTraining::prepare_together(const std::function<void()>& prepare, const std::function<void()>& undo) {
   std::exception_ptr error;
   int status = 0;

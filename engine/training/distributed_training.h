@@ -25,10 +25,11 @@
 //     broadcast from rank 0 before each validation pass and checkpoint, so every rank validates
 //     the model rank 0 saves (DDP's broadcast_buffers). --sync-batchnorm: statistics of the
 //     global batch (PyTorch's SyncBatchNorm; CPU backend), the same as one process's;
-//   * dropout: rank r draws its masks from the graph seed mixed with r (rank 0 keeps the seed
-//     itself, so its masks are a single process's); masks of N ranks are therefore independent
-//     draws, not the one-process masks of the same images: runs with dropout agree with one
-//     process statistically, not bit for bit (those without dropout agree to float rounding);
+//   * dropout: every rank keeps the run seed and draws its masks at its own rows' place in the
+//     one-process stream (Graph::set_first_row(rank * B/N): row r of the global batch draws the
+//     Philox elements one process gives row r), so each image of step k gets the mask one process
+//     gives it, on CPU and GPU alike: runs with dropout follow one process to float rounding, as
+//     those without do;
 //   * only rank 0 prints, creates the run directory and writes checkpoints, history and report.
 #include <cstdint>
 #include <functional>
@@ -74,8 +75,9 @@ class DistributedTraining {
   int cuda_device() const;
   // UserError when synchronized BatchNormalization was asked for and the backend lacks it.
   void check_backend(const Backend& backend) const;
-  // The dropout seed of this rank (see above): seed for rank 0.
-  uint64_t dropout_seed(uint64_t seed) const;
+  // This rank's first row within every global batch: rank() * local_batch (the shard's slice,
+  // loaders::BatchStreamOptions::shard); 0 for one process. For Graph::set_first_row.
+  int64_t first_row(int local_batch) const { return int64_t(rank()) * local_batch; }
 
   // Runs `prepare` on every rank, then agrees: if any rank threw, the lowest such rank rethrows
   // its exception (the only message printed), `undo` runs on every rank that succeeded, and the
