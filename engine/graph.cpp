@@ -261,6 +261,7 @@ void Graph::backward(int n, uint64_t step) {
     if (observer_) observer_->before_layer(i, Pass::backward);
     layers_[i]->backward(io);
     if (observer_) observer_->after_layer(i, Pass::backward);
+    if (backward_hook_) backward_hook_(i);
     std::swap(dy, spare);
   }
 }

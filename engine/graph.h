@@ -4,6 +4,7 @@
 // arena of activations/gradients planned once per (model, max batch). It knows nodes, buffers
 // and the backend, not layer types.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -125,6 +126,10 @@ class Graph {
 
   // Installs (or, with null, removes) the per-layer hook; the graph does not own it.
   void set_layer_observer(LayerObserver* observer) { observer_ = observer; }
+  // Called by backward() after layer i's backward, layers in reverse order: layer i's gradients
+  // (and every later layer's) are final from then on. Data parallelism starts their all-reduce
+  // there (DistributedTraining::start). Empty: none.
+  void set_backward_hook(std::function<void(int)> hook) { backward_hook_ = std::move(hook); }
   LayerObserver* layer_observer() const { return observer_; }
 
   // Synchronized BatchNormalization (data parallelism): training-mode BatchNormalization layers
@@ -169,6 +174,7 @@ class Graph {
   Precision precision_ = Precision::fp32;
   int64_t metric_samples_ = 0;
   LayerObserver* observer_ = nullptr;
+  std::function<void(int)> backward_hook_;
   std::function<void(double*, int)> channel_sum_;
 };
 
