@@ -115,9 +115,11 @@ class Backend {
                                const float* dy, float* dx) = 0;
 
   // ---- inverted dropout; the mask is recomputed from (seed, stream_id) in backward ----
-  virtual void dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t stream_id,
+  // Element i of the n draws stream element first + i (kernels/cpu/dropout.h): 0 for one process,
+  // a data-parallel rank's first row of the global batch times the row's elements otherwise.
+  virtual void dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first,
                                const float* x, float* y) = 0;
-  virtual void dropout_backward(int64_t n, float rate, uint64_t seed, uint64_t stream_id,
+  virtual void dropout_backward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first,
                                 const float* dy, float* dx) = 0;
 
   // ---- fused softmax + categorical cross-entropy over rows of logits ----

@@ -131,13 +131,13 @@ class CpuBackend final : public Backend {
     kernels::cpu::pool2d_backward(s, mode, x, y, dy, dx);
   }
 
-  void dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, const float* x,
-                       float* y) override {
-    kernels::cpu::dropout_forward(n, rate, seed, stream_id, x, y);
+  void dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first,
+                       const float* x, float* y) override {
+    kernels::cpu::dropout_forward(n, rate, seed, stream_id, first, x, y);
   }
-  void dropout_backward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, const float* dy,
-                        float* dx) override {
-    kernels::cpu::dropout_backward(n, rate, seed, stream_id, dy, dx);
+  void dropout_backward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first,
+                        const float* dy, float* dx) override {
+    kernels::cpu::dropout_backward(n, rate, seed, stream_id, first, dy, dx);
   }
 
   void softmax_cross_entropy(int rows, int classes, const float* logits, const int32_t* labels,

@@ -218,6 +218,7 @@ LayerIO Graph::io_for(int i, int n, bool training, uint64_t step) const {
   io.workspace = arena_->at<void>(workspace_);
   io.seed = seed_;
   io.stream_id = step * 4096 + uint64_t(i);
+  io.first_row = first_row_;
   io.step = step;
   io.math = math_type(precision_);
   io.channel_sum = channel_sum_ ? &channel_sum_ : nullptr;
@@ -260,6 +261,7 @@ void Graph::backward(int n, uint64_t step) {
     if (observer_) observer_->before_layer(i, Pass::backward);
     layers_[i]->backward(io);
     if (observer_) observer_->after_layer(i, Pass::backward);
+    if (backward_hook_) backward_hook_(i);
     std::swap(dy, spare);
   }
 }

@@ -4,6 +4,7 @@
 // arena of activations/gradients planned once per (model, max batch). It knows nodes, buffers
 // and the backend, not layer types.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -125,6 +126,10 @@ class Graph {
 
   // Installs (or, with null, removes) the per-layer hook; the graph does not own it.
   void set_layer_observer(LayerObserver* observer) { observer_ = observer; }
+  // Called by backward() after layer i's backward, layers in reverse order: layer i's gradients
+  // (and every later layer's) are final from then on. Data parallelism starts their all-reduce
+  // there (DistributedTraining::start). Empty: none.
+  void set_backward_hook(std::function<void(int)> hook) { backward_hook_ = std::move(hook); }
   LayerObserver* layer_observer() const { return observer_; }
 
   // Synchronized BatchNormalization (data parallelism): training-mode BatchNormalization layers
@@ -134,6 +139,11 @@ class Graph {
 
   void set_seed(uint64_t seed) { seed_ = seed; }
   uint64_t seed() const { return seed_; }
+  // Data parallelism: the rows this graph processes start at row `row` of the global batch (rank
+  // r of N with local batch b: r * b). Dropout draws its masks at that place in the one-process
+  // stream, so every row gets the mask one process gives it (LayerIO::first_row). Default 0.
+  void set_first_row(int64_t row) { first_row_ = row; }
+  int64_t first_row() const { return first_row_; }
 
  private:
   struct Node {
@@ -160,9 +170,11 @@ class Graph {
   Arena::Slot grad_a_, grad_b_, workspace_;
   const float* out_ = nullptr;  // the last layer's output (logits)
   uint64_t seed_ = 0;
+  int64_t first_row_ = 0;
   Precision precision_ = Precision::fp32;
   int64_t metric_samples_ = 0;
   LayerObserver* observer_ = nullptr;
+  std::function<void(int)> backward_hook_;
   std::function<void(double*, int)> channel_sum_;
 };
 

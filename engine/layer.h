@@ -56,6 +56,9 @@ struct LayerIO {
   void* workspace = nullptr;  // shared scratch of workspace_bytes()
   uint64_t seed = 0;          // run seed, for dropout
   uint64_t stream_id = 0;     // unique per (step, layer), for dropout
+  // Data parallelism: this rank's first row within the global batch (0 for one process), so that
+  // dropout gives row r of the global batch the same mask on any rank (Graph::set_first_row).
+  int64_t first_row = 0;
   uint64_t step = 0;          // training steps taken before this one (the optimizer's count)
   // Operand type of this plan's matrix ops (engine/precision.h); a layer passes it on in the
   // ConvShape/DenseShape it hands the backend and never branches on it.

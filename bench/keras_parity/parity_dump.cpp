@@ -180,7 +180,7 @@ int run_model(const Args& a) {
       int which = 0;
       for (int j = 0; j < i; ++j) which += std::string(graph->layer(j).type()) == "Dropout";
       if (size_t(which) >= rates.size()) throw ArgError("--dropout-rates lists too few rates");
-      backend->dropout_forward(count, rates[size_t(which)], graph->seed(), step * 4096 + uint64_t(i),
+      backend->dropout_forward(count, rates[size_t(which)], graph->seed(), step * 4096 + uint64_t(i), 0,
                                dev_in, dev_out);
       mask.assign(size_t(count), 0.0f);
       backend->synchronize();

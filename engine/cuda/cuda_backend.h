@@ -102,10 +102,10 @@ class CudaBackend final : public Backend {
   void pool2d_backward(const PoolShape& s, PoolMode mode, const float* x, const float* y,
                        const float* dy, float* dx) override;
 
-  void dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, const float* x,
-                       float* y) override;
-  void dropout_backward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, const float* dy,
-                        float* dx) override;
+  void dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first,
+                       const float* x, float* y) override;
+  void dropout_backward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first,
+                        const float* dy, float* dx) override;
 
   void softmax_cross_entropy(int rows, int classes, const float* logits, const int32_t* labels,
                              float* dlogits, float grad_scale, double* metrics) override;

@@ -175,20 +175,20 @@ void CudaBackend::pool2d_backward(const PoolShape& s, PoolMode mode, const float
 }
 
 void CudaBackend::dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t stream_id,
-                                  const float* x, float* y) {
+                                  uint64_t first, const float* x, float* y) {
   Impl& m = *impl_;
   ensure_device(m.device);
   const auto what = [&] { return "dropout n=" + std::to_string(n) + " rate=" + std::to_string(rate); };
-  FER_CUDA_CHECK(kc::dropout_apply(n, rate, seed, stream_id, x, y, m.stream), what());
+  FER_CUDA_CHECK(kc::dropout_apply(n, rate, seed, stream_id, first, x, y, m.stream), what());
   m.after_op("dropout_forward", what);
 }
 
 void CudaBackend::dropout_backward(int64_t n, float rate, uint64_t seed, uint64_t stream_id,
-                                   const float* dy, float* dx) {
+                                   uint64_t first, const float* dy, float* dx) {
   Impl& m = *impl_;
   ensure_device(m.device);
   const auto what = [&] { return "dropout n=" + std::to_string(n) + " rate=" + std::to_string(rate); };
-  FER_CUDA_CHECK(kc::dropout_apply(n, rate, seed, stream_id, dy, dx, m.stream), what());
+  FER_CUDA_CHECK(kc::dropout_apply(n, rate, seed, stream_id, first, dy, dx, m.stream), what());
   m.after_op("dropout_backward", what);
 }
 

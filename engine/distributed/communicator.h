@@ -63,6 +63,15 @@ class Communicator {
   virtual void all_reduce_mean(float* data, int64_t count) = 0;
   // data[i] = sum over ranks of data[i], count floats.
   virtual void all_reduce_sum(float* data, int64_t count) = 0;
+  // all_reduce_mean in pieces, to overlap the gradient all-reduce with the backward pass (as
+  // PyTorch DDP's buckets): start_all_reduce_mean starts it (data untouched by the caller until
+  // finish_all_reduces, which completes every started one); progress() lets started ones advance
+  // (MPI moves a non-blocking collective only inside MPI calls). Every rank starts the same pieces
+  // in the same order. MPI: MPI_Iallreduce(MPI_SUM), then the same 1/size multiply as
+  // all_reduce_mean. Default (NCCL, test doubles): all_reduce_mean at once.
+  virtual void start_all_reduce_mean(float* data, int64_t count) { all_reduce_mean(data, count); }
+  virtual void progress() {}
+  virtual void finish_all_reduces() {}
   // bytes of root's data copied to every rank.
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
 

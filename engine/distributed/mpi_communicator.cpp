@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/distributed/communicator.h"
 #include "engine/error.h"
@@ -75,6 +77,32 @@ class MpiCommunicator final : public Communicator {
     const float scale = 1.0f / float(size_);
     for (int64_t i = 0; i < count; ++i) data[i] *= scale;
   }
+  void start_all_reduce_mean(float* data, int64_t count) override {
+    for (int64_t i = 0; i < count; i += kChunk) {
+      const int n = int(std::min(kChunk, count - i));
+      MPI_Request request;
+      check(MPI_Iallreduce(MPI_IN_PLACE, data + i, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &request),
+            "MPI_Iallreduce");
+      requests_.push_back(request);
+    }
+    started_.push_back({data, count});
+  }
+  void progress() override {
+    if (requests_.empty()) return;
+    int done = 0;
+    check(MPI_Testall(int(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall");
+  }
+  void finish_all_reduces() override {
+    if (!requests_.empty()) {
+      check(MPI_Waitall(int(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+    }
+    const float scale = 1.0f / float(size_);
+    for (const auto& [data, count] : started_) {
+      for (int64_t i = 0; i < count; ++i) data[i] *= scale;
+    }
+    requests_.clear();
+    started_.clear();
+  }
   void broadcast(void* data, size_t bytes, int root) override { broadcast_host(data, bytes, root); }
 
   void all_reduce_sum_host(double* data, int count) override {
@@ -118,6 +146,8 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0, size_ = 1, local_rank_ = 0;
   bool owns_ = false;
   std::string name_;
+  std::vector<MPI_Request> requests_;                    // started, not finished
+  std::vector<std::pair<float*, int64_t>> started_;      // their buffers, scaled when finished
 };
 
 }  // namespace

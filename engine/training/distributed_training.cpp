@@ -1,5 +1,6 @@
 #include "engine/training/distributed_training.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -60,15 +61,6 @@ int DistributedTraining::cuda_device() const {
   return comm_->local_rank();
 }
 
-uint64_t DistributedTraining::dropout_seed(uint64_t seed) const {
-  if (rank() == 0) return seed;
-  // SplitMix64 of (seed, rank): well-separated Philox keys for every rank.
-  uint64_t z = seed + 0x9E3779B97F4A7C15ull * uint64_t(rank());
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 void DistributedTraining::prepare_together(const std::function<void()>& prepare, const std::function<void()>& undo) {
   std::exception_ptr error;
   int status = 0;
@@ -106,10 +98,55 @@ void DistributedTraining::start(Graph& graph) {
   }
   comm_->broadcast(graph.params(), size_t(graph.param_layout().device_floats) * sizeof(float), 0);
   share_state(graph);
+  // Overlap on CPU ranks only: a CUDA step's NCCL all-reduce stays one call on the compute stream
+  // after backward (a piece on the same stream would wait for the backward kernels anyway).
+  // Buckets need each layer's gradients to lie after the previous layer's in the flat buffer, so
+  // that the finished layers always own one contiguous tail of it (ParamLayout lays them out in
+  // layer order; checked, not assumed).
+  layer_begin_.assign(size_t(graph.num_layers()), -1);
+  bool ordered = true;
+  int64_t last = -1;
+  for (int i = 0; i < graph.num_layers(); ++i) {
+    for (const ParamEntry& e : graph.params_of_layer(i)) {
+      if (!e.spec.trainable) continue;
+      ordered = ordered && e.device_offset > last;
+      last = e.device_offset;
+      if (layer_begin_[size_t(i)] < 0) layer_begin_[size_t(i)] = e.device_offset;
+    }
+  }
+  overlap_ = bucket_floats_ > 0 && ordered && graph.backend().kind() == DeviceKind::cpu;
+  unstarted_end_ = ready_begin_ = graph.param_layout().device_floats;
+  if (overlap_) graph.set_backward_hook([this, &graph](int layer) { layer_done(graph, layer); });
+}
+
+void DistributedTraining::layer_done(const Graph& graph, int layer) {
+  const int64_t begin = layer_begin_[size_t(layer)];
+  if (begin >= 0) ready_begin_ = std::min(ready_begin_, begin);
+  if (unstarted_end_ - ready_begin_ >= bucket_floats_) {
+    comm_->start_all_reduce_mean(graph.grads() + ready_begin_, unstarted_end_ - ready_begin_);
+    unstarted_end_ = ready_begin_;
+    ++buckets_;
+  }
+  comm_->progress();
 }
 
 void DistributedTraining::average_gradients(Graph& graph) {
-  if (comm_) comm_->all_reduce_mean(graph.grads(), graph.param_layout().device_floats);
+  if (!comm_) return;
+  if (!overlap_) {
+    comm_->all_reduce_mean(graph.grads(), graph.param_layout().device_floats);
+    buckets_last_step_ = 1;
+    return;
+  }
+  // The rest, from the start of the buffer (the first layers, alignment gaps included: the
+  // blocking call reduces the whole buffer too), then wait for every piece.
+  if (unstarted_end_ > 0) {
+    comm_->start_all_reduce_mean(graph.grads(), unstarted_end_);
+    ++buckets_;
+  }
+  comm_->finish_all_reduces();
+  buckets_last_step_ = buckets_;
+  buckets_ = 0;
+  unstarted_end_ = ready_begin_ = graph.param_layout().device_floats;
 }
 
 bool DistributedTraining::any(bool flag) {

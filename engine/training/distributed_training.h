@@ -14,6 +14,11 @@
 //     images, and the average of N equal-sized means is the global mean, so one all-reduce(mean)
 //     of the flat gradient buffer per step (after backward, before the optimizer; on the compute
 //     stream for NCCL) gives every rank the one-process gradient, up to float summation order;
+//     on CPU ranks it overlaps the backward pass: the gradients of the last layers, whose
+//     backward is done, are all-reduced (MPI_Iallreduce, in buckets of at least bucket_floats)
+//     while the earlier layers' backward runs, and waited for before the optimizer (as PyTorch
+//     DDP's buckets). Per element the same sum and 1/N as the blocking all-reduce (bit for bit
+//     with 2 ranks, where a + b is the only order; tested);
 //   * every rank starts from rank 0's weights (broadcast once) and applies the same update, so
 //     the weights stay identical without further exchange;
 //   * loss/accuracy sums are reduced where the trainer reads them (once per epoch on CUDA; every
@@ -25,10 +30,11 @@
 //     broadcast from rank 0 before each validation pass and checkpoint, so every rank validates
 //     the model rank 0 saves (DDP's broadcast_buffers). --sync-batchnorm: statistics of the
 //     global batch (PyTorch's SyncBatchNorm; CPU backend), the same as one process's;
-//   * dropout: rank r draws its masks from the graph seed mixed with r (rank 0 keeps the seed
-//     itself, so its masks are a single process's); masks of N ranks are therefore independent
-//     draws, not the one-process masks of the same images: runs with dropout agree with one
-//     process statistically, not bit for bit (those without dropout agree to float rounding);
+//   * dropout: every rank keeps the run seed and draws its masks at its own rows' place in the
+//     one-process stream (Graph::set_first_row(rank * B/N): row r of the global batch draws the
+//     Philox elements one process gives row r), so each image of step k gets the mask one process
+//     gives it, on CPU and GPU alike: runs with dropout follow one process to float rounding, as
+//     those without do;
 //   * only rank 0 prints, creates the run directory and writes checkpoints, history and report.
 #include <cstdint>
 #include <functional>
@@ -49,6 +55,14 @@ class DistributedTraining {
   // over the global batch (see the BatchNormalization layer, models/layers/batch_norm.cpp)
   // instead of per rank; meaningless for one process.
   explicit DistributedTraining(std::shared_ptr<distributed::Communicator> comm = nullptr, bool sync_batchnorm = false);
+
+  // Overlap of the gradient all-reduce with backward (CPU ranks): a bucket is started once the
+  // finished layers' gradients not yet started reach `floats` floats (default 2^20 = 4 MiB, so
+  // model4's 18 MB gradient goes in about 5 pieces); 0: one blocking all-reduce after backward.
+  // Before start().
+  void set_bucket_floats(int64_t floats) { bucket_floats_ = floats; }
+  // Buckets started by the last average_gradients (1 without overlap); for tests and logs.
+  int buckets_last_step() const { return buckets_last_step_; }
 
   bool active() const { return comm_ != nullptr; }
   int rank() const { return comm_ ? comm_->rank() : 0; }
@@ -74,8 +88,9 @@ class DistributedTraining {
   int cuda_device() const;
   // UserError when synchronized BatchNormalization was asked for and the backend lacks it.
   void check_backend(const Backend& backend) const;
-  // The dropout seed of this rank (see above): seed for rank 0.
-  uint64_t dropout_seed(uint64_t seed) const;
+  // This rank's first row within every global batch: rank() * local_batch (the shard's slice,
+  // loaders::BatchStreamOptions::shard); 0 for one process. For Graph::set_first_row.
+  int64_t first_row(int local_batch) const { return int64_t(rank()) * local_batch; }
 
   // Runs `prepare` on every rank, then agrees: if any rank threw, the lowest such rank rethrows
   // its exception (the only message printed), `undo` runs on every rank that succeeded, and the
@@ -103,8 +118,17 @@ class DistributedTraining {
   EvalOutput gather(EvalOutput mine);
 
  private:
+  // Backward hook (Graph::set_backward_hook): layer `layer` is done; starts a bucket when due.
+  void layer_done(const Graph& graph, int layer);
+
   std::shared_ptr<distributed::Communicator> comm_;
   bool sync_batchnorm_ = false;
+  int64_t bucket_floats_ = int64_t(1) << 20;
+  bool overlap_ = false;
+  std::vector<int64_t> layer_begin_;  // first gradient float (device layout) of each layer; -1: none
+  int64_t unstarted_end_ = 0;         // [ready_begin_, unstarted_end_): final, not yet started
+  int64_t ready_begin_ = 0;
+  int buckets_ = 0, buckets_last_step_ = 0;
 };
 
 }  // namespace fer::training

@@ -242,7 +242,8 @@ void Trainer::Impl::prepare() {
   place_data(resident_mode);
   make_callbacks();
   restore_or_initialize(ckpt, ckpt_path);
-  graph->set_seed(dist.dropout_seed(seed));
+  graph->set_seed(seed);
+  graph->set_first_row(dist.first_row(local_batch));
   last_good = resumed ? resumed_from + " (epoch " + std::to_string(pos.epoch) + ")" : "";
   if (dist.root()) open_run_dir(ckpt_path);  // the run directory is rank 0's alone
 }

@@ -1,5 +1,6 @@
 #include "kernels/cpu/dropout.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -106,7 +107,7 @@ inline uint64_t interleave4(const __mmask16 m[4]) {
 // T = ceil(rate * 2^24) (philox_uniform is exact: a 24-bit integer times 2^-24), i.e.
 // bits >= T << 8 as unsigned integers; T < 2^24 here (rate < 1).
 void apply_mask_avx512(int64_t n, uint32_t threshold, float scale, uint64_t seed,
-                       uint64_t stream_id, const float* x, float* y) {
+                       uint64_t stream_id, uint64_t first_block, const float* x, float* y) {
   constexpr int64_t kPerBlock = 64;  // 16 lanes x 4 words
   const int64_t blocks = (n + kPerBlock - 1) / kPerBlock;
   const __m512i thr = _mm512_set1_epi32(int(threshold));
@@ -114,7 +115,7 @@ void apply_mask_avx512(int64_t n, uint32_t threshold, float scale, uint64_t seed
 #pragma omp parallel for schedule(static) if (n >= detail::kMinParallelElements)
   for (int64_t b = 0; b < blocks; ++b) {
     __m512i r[4];
-    philox16(uint64_t(b) * 16, stream_id, seed, r);
+    philox16((first_block + uint64_t(b)) * 16, stream_id, seed, r);
     __mmask16 keep[4];
     for (int w = 0; w < 4; ++w) keep[w] = _mm512_cmpge_epu32_mask(r[w], thr);
     uint64_t mask = interleave4(keep);
@@ -132,19 +133,29 @@ void apply_mask_avx512(int64_t n, uint32_t threshold, float scale, uint64_t seed
 #pragma GCC diagnostic pop
 #endif
 
-// y[i] = keep(i) ? x[i] * (1 / (1 - rate)) : 0, with keep(i) == dropout_keep(seed, stream, i,
-// rate).
-void apply_mask(int64_t n, float rate, uint64_t seed, uint64_t stream_id, const float* x,
-                float* y) {
+// y[i] = keep(i) ? x[i] * (1 / (1 - rate)) : 0, with keep(i) == dropout_keep(seed, stream,
+// first + i, rate). The block loops below start at a multiple of 64 stream elements (16 Philox
+// counters); an unaligned `first` (a data-parallel rank's rows) takes its head, fewer than 64
+// elements, one element at a time.
+void apply_mask(int64_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first,
+                const float* x, float* y) {
   if (rate <= 0.0f) {  // every uniform is >= 0: all kept, scale 1
     if (x != y) std::memmove(y, x, sizeof(float) * size_t(n));
     return;
   }
   const float scale = 1.0f / (1.0f - rate);
+  const int64_t head = std::min<int64_t>(n, int64_t((64 - first % 64) % 64));
+  for (int64_t i = 0; i < head; ++i) {
+    y[i] = philox_uniform_at(seed, stream_id, first + uint64_t(i)) >= rate ? x[i] * scale : 0.0f;
+  }
+  n -= head;
+  x += head;
+  y += head;
+  const uint64_t first_block = (first + uint64_t(head)) / 64;  // exact: aligned after the head
 #if defined(__AVX512F__) && defined(__BMI2__)
   const double t = std::ceil(double(rate) * 16777216.0);
   if (t < 16777216.0) {
-    apply_mask_avx512(n, uint32_t(t) << 8, scale, seed, stream_id, x, y);
+    apply_mask_avx512(n, uint32_t(t) << 8, scale, seed, stream_id, first_block, x, y);
     return;
   }
 #endif
@@ -153,7 +164,7 @@ void apply_mask(int64_t n, float rate, uint64_t seed, uint64_t stream_id, const 
 #pragma omp parallel for schedule(static) if (n >= detail::kMinParallelElements)
   for (int64_t b = 0; b < blocks; ++b) {
     PhiloxBlock r;
-    philox_lanes(uint64_t(b) * kLanes, stream_id, seed, &r);
+    philox_lanes((first_block + uint64_t(b)) * kLanes, stream_id, seed, &r);
     const int64_t i0 = b * kPerBlock;
     const int64_t count = n - i0 < kPerBlock ? n - i0 : kPerBlock;
     // Element j of the block is word j % 4 of lane j / 4.
@@ -171,14 +182,14 @@ void apply_mask(int64_t n, float rate, uint64_t seed, uint64_t stream_id, const 
 
 }  // namespace
 
-void dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, const float* x,
-                     float* y) {
-  apply_mask(n, rate, seed, stream_id, x, y);
+void dropout_forward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first,
+                     const float* x, float* y) {
+  apply_mask(n, rate, seed, stream_id, first, x, y);
 }
 
-void dropout_backward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, const float* dy,
-                      float* dx) {
-  apply_mask(n, rate, seed, stream_id, dy, dx);
+void dropout_backward(int64_t n, float rate, uint64_t seed, uint64_t stream_id, uint64_t first,
+                      const float* dy, float* dx) {
+  apply_mask(n, rate, seed, stream_id, first, dy, dx);
 }
 
 }  // namespace fer::kernels::cpu

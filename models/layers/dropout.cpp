@@ -1,5 +1,7 @@
 // Inverted dropout: training scales kept values by 1/(1-rate); inference passes x through.
-// The mask comes from Philox(seed, stream) and is recomputed in backward, never stored.
+// The mask comes from Philox(seed, stream) and is recomputed in backward, never stored; row r of
+// this call draws at row first_row + r of the stream (a data-parallel rank's place in the global
+// batch: LayerIO::first_row), so ranks and one process mask the same image the same way.
 #include "models/layers/layer_catalogue.h"
 #include "models/onnx_form.h"
 
@@ -17,7 +19,7 @@ class Dropout final : public Layer {
   void forward(const LayerIO& io) override {
     const int64_t n = int64_t(io.batch) * size_;
     if (io.training && rate_ > 0.0f) {
-      io.backend->dropout_forward(n, rate_, io.seed, io.stream_id, io.x, io.y);
+      io.backend->dropout_forward(n, rate_, io.seed, io.stream_id, first(io), io.x, io.y);
     } else {
       io.backend->copy(io.y, io.x, size_t(n) * sizeof(float));
     }
@@ -26,7 +28,7 @@ class Dropout final : public Layer {
     if (!io.dx) return;
     const int64_t n = int64_t(io.batch) * size_;
     if (rate_ > 0.0f) {
-      io.backend->dropout_backward(n, rate_, io.seed, io.stream_id, io.dy, io.dx);
+      io.backend->dropout_backward(n, rate_, io.seed, io.stream_id, first(io), io.dy, io.dx);
     } else {
       io.backend->copy(io.dx, io.dy, size_t(n) * sizeof(float));
     }
@@ -38,6 +40,7 @@ class Dropout final : public Layer {
   int64_t backward_flops(int batch) const override { return forward_flops(batch); }
 
  private:
+  uint64_t first(const LayerIO& io) const { return uint64_t(io.first_row) * uint64_t(size_); }
   float rate_;
   int64_t size_ = 0;
 };

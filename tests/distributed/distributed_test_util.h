@@ -32,11 +32,10 @@ inline void write_random_csv(const std::string& path, int train, int val) {
   if (!f) throw std::runtime_error("cannot write " + path);
 }
 
-// A numbered model's config (configs/<model>.toml) with its Dropout rates set to 0, so that two
-// ranks can follow one process step by step (dropout masks are drawn per rank:
-// engine/training/distributed_training.h), reading `csv` with the given global batch and epochs.
-inline std::string without_dropout(const std::string& source_dir, const std::string& model, const std::string& csv,
-                                   int batch, int epochs) {
+// A numbered model's config (configs/<model>.toml) reading `csv` with the given global batch and
+// epochs; dropout false sets its Dropout rates to 0 (isolating what a test compares from the masks).
+inline std::string numbered_config(const std::string& source_dir, const std::string& model, const std::string& csv,
+                                   int batch, int epochs, bool dropout) {
   std::ifstream in(source_dir + "/configs/" + model + ".toml");
   if (!in) throw std::runtime_error("cannot read configs/" + model + ".toml");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -45,8 +44,10 @@ inline std::string without_dropout(const std::string& source_dir, const std::str
       text.replace(at, from.size(), to);
     }
   };
-  replace_all("rate = 0.25", "rate = 0.0");
-  replace_all("rate = 0.5", "rate = 0.0");
+  if (!dropout) {
+    replace_all("rate = 0.25", "rate = 0.0");
+    replace_all("rate = 0.5", "rate = 0.0");
+  }
   replace_all("batch_size = 128", "batch_size = " + std::to_string(batch));
   replace_all("epochs = 50", "epochs = " + std::to_string(epochs));
   replace_all("path = \"data/fer2013.csv\"", "path = \"" + csv + "\"");
@@ -54,9 +55,14 @@ inline std::string without_dropout(const std::string& source_dir, const std::str
   return text;
 }
 
-// A small network (convolution, optional BatchNormalization, pooling, dense) that trains in well
-// under a second a step on one core.
-inline std::string small_config(const std::string& csv, int batch, int epochs, bool batchnorm) {
+inline std::string without_dropout(const std::string& source_dir, const std::string& model, const std::string& csv,
+                                   int batch, int epochs) {
+  return numbered_config(source_dir, model, csv, batch, epochs, false);
+}
+
+// A small network (convolution, optional BatchNormalization, pooling, dense, optional Dropout of
+// rate `dropout` before the last dense) that trains in well under a second a step on one core.
+inline std::string small_config(const std::string& csv, int batch, int epochs, bool batchnorm, double dropout = 0.0) {
   return "[model]\nname = \"small\"\ninput_shape = [48, 48, 1]\nclasses = 6\n\n"
          "[train]\nlearning_rate = 1e-3\nbatch_size = " +
          std::to_string(batch) + "\nepochs = " + std::to_string(epochs) +
@@ -66,7 +72,8 @@ inline std::string small_config(const std::string& csv, int batch, int epochs, b
          "[[layers]]\ntype = \"Conv2D\"\nfilters = 8\nkernel_size = 3\nstrides = 2\nactivation = \"relu\"\n\n" +
          std::string(batchnorm ? "[[layers]]\ntype = \"BatchNormalization\"\n\n" : "") +
          "[[layers]]\ntype = \"MaxPooling2D\"\npool_size = 2\n\n[[layers]]\ntype = \"Flatten\"\n\n"
-         "[[layers]]\ntype = \"Dense\"\nunits = 32\nactivation = \"relu\"\n\n"
+         "[[layers]]\ntype = \"Dense\"\nunits = 32\nactivation = \"relu\"\n\n" +
+         std::string(dropout > 0 ? "[[layers]]\ntype = \"Dropout\"\nrate = " + std::to_string(dropout) + "\n\n" : "") +
          "[[layers]]\ntype = \"Dense\"\nunits = 6\nactivation = \"softmax\"\n";
 }
 

@@ -89,7 +89,7 @@ TEST(DistributedTraining, OneProcessChangesNothing) {
   EXPECT_FALSE(one.active());
   EXPECT_TRUE(one.root());
   EXPECT_EQ(one.local_batch(33, false, "c.toml"), 33);
-  EXPECT_EQ(one.dropout_seed(42), 42u);
+  EXPECT_EQ(one.first_row(64), 0);
   EXPECT_EQ(one.rows_of_rank({1, 2, 3}), (std::vector<int64_t>{1, 2, 3}));
   EXPECT_EQ(one.describe(64), "");
   // A communicator of one rank is one process too.
@@ -125,13 +125,12 @@ TEST(DistributedTraining, ValidationRowsSplitIntoContiguousBlocks) {
   EXPECT_THROW(DistributedTraining(std::make_shared<FakeCommunicator>(0, 11)).rows_of_rank(rows), fer::UserError);
 }
 
-TEST(DistributedTraining, DropoutSeedsDifferPerRankAndRankZeroKeepsTheSeed) {
-  EXPECT_EQ(DistributedTraining(std::make_shared<FakeCommunicator>(0, 2)).dropout_seed(7), 7u);
-  const uint64_t s1 = DistributedTraining(std::make_shared<FakeCommunicator>(1, 3)).dropout_seed(7);
-  const uint64_t s2 = DistributedTraining(std::make_shared<FakeCommunicator>(2, 3)).dropout_seed(7);
-  EXPECT_NE(s1, 7u);
-  EXPECT_NE(s2, 7u);
-  EXPECT_NE(s1, s2);
+// Rank r's rows of a global batch start at r * local batch: the shard's slice
+// (loaders::BatchStreamOptions::shard), where dropout draws its masks (Graph::set_first_row).
+TEST(DistributedTraining, FirstRowIsTheRanksSliceOfTheGlobalBatch) {
+  EXPECT_EQ(DistributedTraining(std::make_shared<FakeCommunicator>(0, 2)).first_row(64), 0);
+  EXPECT_EQ(DistributedTraining(std::make_shared<FakeCommunicator>(1, 2)).first_row(64), 64);
+  EXPECT_EQ(DistributedTraining(std::make_shared<FakeCommunicator>(2, 3)).first_row(32), 64);
 }
 
 class ShardedBatches : public ::testing::Test {

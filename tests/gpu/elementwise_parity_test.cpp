@@ -224,27 +224,32 @@ TEST_P(DropoutParity, MasksAndValuesIdentical) {
   const auto x = random_floats_away_from_zero(size_t(n), 101, 1e-3f);
   const auto dy = random_floats_away_from_zero(size_t(n), 102, 1e-3f);
   const uint64_t seed = 0x5eed1234abcdULL, stream_id = (uint64_t(7) << 32) | 3u;
-  std::vector<float> y[2], dx[2];
-  for (int i = 0; i < 2; ++i) {
-    Backend& b = *side(bk, i);
-    Buffer<float> x_(b, x), y_(b, x), dy_(b, dy), dx_(b, dy);
-    b.dropout_forward(n, rate, seed, stream_id, x_.get(), y_.get());
-    b.dropout_backward(n, rate, seed, stream_id, dy_.get(), dx_.get());
-    y[i] = y_.download();
-    dx[i] = dx_.download();
-  }
-  int64_t kept = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    ASSERT_EQ(y[1][size_t(i)] == 0.0f, y[0][size_t(i)] == 0.0f) << "forward mask differs at " << i;
-    ASSERT_EQ(dx[1][size_t(i)] == 0.0f, dx[0][size_t(i)] == 0.0f) << "backward mask differs at " << i;
-    ASSERT_EQ(y[1][size_t(i)] == 0.0f, dx[1][size_t(i)] == 0.0f) << "fwd/bwd masks differ at " << i;
-    kept += y[1][size_t(i)] != 0.0f;
-  }
-  EXPECT_LT(rel_l2_error(y[1], y[0]), 1e-6);
-  EXPECT_LT(rel_l2_error(dx[1], dx[0]), 1e-6);
-  if (n >= 100000) {
-    const double keep_rate = double(kept) / double(n);
-    EXPECT_NEAR(keep_rate, 1.0 - rate, 0.01) << "rate " << rate;
+  // `first` (a data-parallel rank's place in the stream): aligned, and unaligned to 4 and 64 past
+  // 2^34, where the CPU takes an element-wise head and the GPU's first group is partial.
+  for (const uint64_t first : {uint64_t(0), (uint64_t(1) << 34) + 4 * 1001 + 3}) {
+    SCOPED_TRACE("first " + std::to_string(first));
+    std::vector<float> y[2], dx[2];
+    for (int i = 0; i < 2; ++i) {
+      Backend& b = *side(bk, i);
+      Buffer<float> x_(b, x), y_(b, x), dy_(b, dy), dx_(b, dy);
+      b.dropout_forward(n, rate, seed, stream_id, first, x_.get(), y_.get());
+      b.dropout_backward(n, rate, seed, stream_id, first, dy_.get(), dx_.get());
+      y[i] = y_.download();
+      dx[i] = dx_.download();
+    }
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_EQ(y[1][size_t(i)] == 0.0f, y[0][size_t(i)] == 0.0f) << "forward mask differs at " << i;
+      ASSERT_EQ(dx[1][size_t(i)] == 0.0f, dx[0][size_t(i)] == 0.0f) << "backward mask differs at " << i;
+      ASSERT_EQ(y[1][size_t(i)] == 0.0f, dx[1][size_t(i)] == 0.0f) << "fwd/bwd masks differ at " << i;
+      kept += y[1][size_t(i)] != 0.0f;
+    }
+    EXPECT_LT(rel_l2_error(y[1], y[0]), 1e-6);
+    EXPECT_LT(rel_l2_error(dx[1], dx[0]), 1e-6);
+    if (n >= 100000) {
+      const double keep_rate = double(kept) / double(n);
+      EXPECT_NEAR(keep_rate, 1.0 - rate, 0.01) << "rate " << rate;
+    }
   }
 }
 
