@@ -68,6 +68,7 @@ class NcclCommunicator final : public Communicator {
     if (comm_) ncclCommAbort(comm_);
     comm_ = nullptr;
     mpi_->abort(status);
+    std::abort();  // not reached: MPI_Abort ends the process (keeps [[noreturn]] true for the compiler)
   }
 
  private:
