@@ -5,6 +5,7 @@
 #   bash bench/gpu_suite.sh                   the whole run: every stage below, in order
 #   bash bench/gpu_suite.sh --rerun STAGE...  the second entry point: only the named stages, on
 #                                             the build already there (build = incremental)
+#   bash bench/gpu_suite.sh --check-budgets   only checks that the default stages' budgets fit the total
 #   bash bench/gpu_suite.sh --rehearse        on a machine WITHOUT a GPU (this CPU machine): stage,
 #                                             size check, a build that cannot see this machine's
 #                                             Debian -dev packages or the CUDA toolkit's own
@@ -26,20 +27,21 @@
 #                 algorithm search once per shape.
 #   train     30  model5-v2, 3 epochs on the 4,096-row cut (24 steps of 128 each): a few seconds of
 #                 GPU work after loading 35 MB of CSV; shows the loss falling, img/s, loader stall.
-#   train-bf16 25 the same run with --precision bf16 (cuDNN/cuBLAS bf16 operands), 2 epochs: the
+#   train-bf16 20 the same run with --precision bf16 (cuDNN/cuBLAS bf16 operands), 2 epochs: the
 #                 loss must fall in bf16 too.
-#   bench     80  fer_gpu bench --device both for model5-v2 and model8, then --device cuda
+#   bench     75  fer_gpu bench --device both for model5-v2 and model8, then --device cuda
 #                 --precision bf16 for both: the GPU parts take seconds; the CPU part (3 warm-up +
 #                 3 x 10 steps at batch 128 on 16 cores) dominates.
-#   peers     80  PyTorch on the same two models, modes channels_last, bf16 (channels_last + bf16
+#   peers     70  PyTorch on the same two models, modes channels_last, bf16 (channels_last + bf16
 #                 autocast, the peer of fer_gpu's bf16 column) and cudagraph (no torch.compile:
 #                 its start alone can take a minute).
-#   memcheck  50  compute-sanitizer memcheck on the custom-kernel tests only (cuDNN/cuBLAS tests
+#   memcheck  40  compute-sanitizer memcheck on the custom-kernel tests only (cuDNN/cuBLAS tests
 #                 are left out: the sanitizer slows their algorithm search 10-100x).
-#   longrun   40  model5-v2 for 50 epochs on the cut (1,200 steps), only with the time left over;
-#                 its budget is whatever remains of the 480 s, at most 40.
+#   longrun   25  model5-v2 for 50 epochs on the cut (1,200 steps, ~154k images: ~15 s at the
+#                 10k img/s the H200 should reach), only with the time left over; its budget is
+#                 whatever remains of the 480 s, at most 25.
 #   ---------
-#   total    480  (the budgets are caps and add up to 525; longrun takes only what is left)
+#   total    480  (the caps add up to exactly 480; longrun runs only with at least 15 s left)
 # racecheck (not in the default list; name it with --rerun) has no budget of its own: FER_BUDGET_racecheck.
 #
 # The summary ($OUT/gpu_suite_summary.md, else build-gpu-suite-logs/) is rewritten after EVERY
@@ -56,7 +58,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
 
 # ------------------------------------------------------------------ budgets (seconds)
-declare -A BUDGET=([probe]=10 [build]=130 [test]=80 [train]=30 [train-bf16]=25 [bench]=80 [peers]=80 [memcheck]=50 [longrun]=40
+declare -A BUDGET=([probe]=10 [build]=130 [test]=80 [train]=30 [train-bf16]=20 [bench]=75 [peers]=70 [memcheck]=40 [longrun]=25
                    [racecheck]=120 [stage]=600 [rehearse-build]=5400 [rehearse-test]=900 [rehearse-check]=120)
 TOTAL_BUDGET="${FER_SUITE_TOTAL:-480}"
 DEFAULT_STAGES=(probe build test train train-bf16 bench peers memcheck longrun)
@@ -66,8 +68,19 @@ for s in "${!BUDGET[@]}"; do
   [ -n "${!v:-}" ] && BUDGET[$s]="${!v}"
 done
 
+# The default stages' caps must fit the run's total (the command limit on the GPU machine is
+# 600 s, and a rerun must still fit in the 15 device minutes): checked on every start, and by
+# ctest (gpu_suite.budgets_fit) on every CI run.
+budget_sum=0
+for s in "${DEFAULT_STAGES[@]}"; do budget_sum=$(( budget_sum + BUDGET[$s] )); done
+if [ "$budget_sum" -gt "$TOTAL_BUDGET" ]; then
+  echo "gpu_suite.sh: the default stages' budgets add up to $budget_sum s, more than the total $TOTAL_BUDGET s"
+  exit 2
+fi
+
 MODE=run
 case "${1:-}" in
+  --check-budgets) echo "default stages: ${DEFAULT_STAGES[*]}; budgets add up to $budget_sum s of $TOTAL_BUDGET s"; exit 0 ;;
   --rehearse) MODE=rehearse; shift ;;
   --rerun) MODE=rerun; shift ;;
   -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
