@@ -279,19 +279,7 @@ void batchnorm_backward(const BatchNormShape& s, const float* x, const float* ga
     sc.b[size_t(ch)] = rows > 0 ? float(db / rows) : 0.0f;
     sc.c[size_t(ch)] = rows > 0 ? float(dg * invstd / rows) : 0.0f;
   }
-  const float* k = sc.a.data();
-  const float* mdb = sc.b.data();
-  const float* mdg = sc.c.data();
-#pragma omp parallel for schedule(static) if (s.rows * s.channels >= detail::kMinParallelElements)
-  for (int64_t i = 0; i < s.rows; ++i) {
-    const float* xr = x + i * C;
-    const float* dyr = dy + i * C;
-    float* dxr = dx + i * C;
-#pragma omp simd
-    for (int ch = 0; ch < C; ++ch) {
-      dxr[ch] = k[ch] * (dyr[ch] - mdb[ch] - (xr[ch] - save_mean[ch]) * mdg[ch]);
-    }
-  }
+  batchnorm_backward_apply(s, x, dy, save_mean, sc.a.data(), sc.b.data(), sc.c.data(), dx);
 }
 
 void batchnorm_sums(const BatchNormShape& s, const float* x, const float* shift, double* sums) {
