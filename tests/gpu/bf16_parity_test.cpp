@@ -192,8 +192,10 @@ TEST_P(Bf16DenseParity, MatchesTheCpuBf16OpUpToSummationOrder) {
   expect_close(got[3], want32[3], kFp32Tol, what + " db (FP32)");
   // The rounding must show: a bf16 GEMM differs from the FP32 one by ~0.8u; FP32 or TF32 math
   // would come within 1e-3 * u of it. (Skipped for 1-term sums of exactly representable data.)
+  // kU / 16: where the bias dominates y the bf16 part shrinks (the {3,7,5} shape: 5.5e-4, only 1.1x
+  // above kU / 8 by a review's float32 simulation); kU / 16 still sits 60x above FP32's difference.
   if (s.in > 1) {
-    EXPECT_GT(rel_l2_error(got[0], want32[0]), kU / 8) << what << ": y shows no bf16 rounding";
+    EXPECT_GT(rel_l2_error(got[0], want32[0]), kU / 16) << what << ": y shows no bf16 rounding";
   }
 }
 

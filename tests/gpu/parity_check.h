@@ -23,6 +23,18 @@
 // a few percent in L2 while pointing the same way: they are compared by cosine similarity
 // (>= kTf32CosineMin, which admits a relative L2 difference up to ~14%: 1 - cos ~ d^2/2), the
 // layers above it (nothing reroutes there) by relative L2 as before.
+//
+// The same happens in FP32, rarely: two FP32 backends sum a convolution in different orders, so
+// their outputs differ by ~1e-6 of the output's spread, and a 2x2 window whose two largest values
+// (or a ReLU output and 0) are that close gets another winner. At batch 8 a model has 0.3 M or
+// more windows at its first pool, so a flip is possible in any model, and one flip moves a kernel
+// gradient below it by ~1e-3 relative or more, 10x kModelFp32Tol. parity_check_test.cpp's Fp32Rule
+// measures it on the CPU: a 1e-6 relative input perturbation (about what summation order does)
+// flipped nothing in model5-v2 or model8 at its seed (worst 1.8e-5); 1e-5 flipped some, giving
+// 1.3e-3 (model5-v2) and 2.1e-2 (model8, 1 - cos 2.3e-4). So the FP32 step passes a tensor below the
+// last pool when it meets the tolerance OR has cosine >= kFp32CosineMin; a real defect there (a
+// wrong tap, a lost row or channel: one channel of 64 wrong is ~12% relative L2, 1 - cos ~7e-3)
+// stays far below it.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -35,6 +47,7 @@ namespace fer::gputest {
 constexpr double kFloorRatio = 1e-4;
 constexpr double kFloorScale = 0.1;
 constexpr double kTf32CosineMin = 0.99;
+constexpr double kFp32CosineMin = 0.999;  // admits ~4.5% relative L2: flips, not a defect
 
 // FP32's unit roundoff, 2^-24.
 constexpr double kFp32UnitRoundoff = 5.9604644775390625e-8;
@@ -106,17 +119,19 @@ inline int last_pooling_layer(const Graph& g) {
 }
 
 // The failures (empty when none) of a one-step comparison of trainable gradients: floored relative
-// L2 below `tol` for every tensor, except that with cosine_below_pool the tensors of layers below
-// the last pooling layer need cosine similarity >= kTf32CosineMin instead (TF32, see above).
+// L2 below `tol` for every tensor, except that with cosine_below_pool a tensor of a layer below
+// the last pooling layer also passes with cosine similarity >= cosine_min (kTf32CosineMin for
+// TF32 and bf16, kFp32CosineMin for FP32; see above). Tensors are named "<layer>/<tensor>".
 inline std::vector<std::string> gradient_failures(const Graph& g, const std::vector<float>& got,
                                                   const std::vector<float>& want, double tol,
-                                                  bool cosine_below_pool) {
+                                                  bool cosine_below_pool, double cosine_min = kTf32CosineMin) {
   std::vector<std::string> failures;
   const int pool = last_pooling_layer(g);
   for (const TensorComparison& c : compare_tensors(g, got, want, true)) {
     if (cosine_below_pool && c.layer < pool && !c.floored) {
-      if (!(c.cosine >= kTf32CosineMin))
-        failures.push_back(c.name + ": cosine " + std::to_string(c.cosine) + " < " + std::to_string(kTf32CosineMin));
+      if (!(c.error < tol) && !(c.cosine >= cosine_min))
+        failures.push_back(c.name + ": error " + std::to_string(c.error) + " >= " + std::to_string(tol) +
+                           " and cosine " + std::to_string(c.cosine) + " < " + std::to_string(cosine_min));
     } else if (!(c.error < tol)) {
       failures.push_back(c.name + ": error " + std::to_string(c.error) + (c.floored ? " (floored)" : "") +
                          " >= " + std::to_string(tol));

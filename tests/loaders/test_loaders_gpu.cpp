@@ -68,9 +68,15 @@ void gpu_vs_cpu(int n, int h, int w, const kernels::AugmentConfig& cfg, bool wit
   cudaFree(d_dst);
   double worst = 0;
   for (size_t i = 0; i < cpu.size(); ++i) worst = std::max(worst, double(std::abs(cpu[i] - gpu[i])));
-  // Same coefficients (formed in double, rounded once); only FMA contraction may differ.
+  // Same coefficients (formed in double, rounded once); only FMA contraction may differ: nvcc
+  // fuses the multiply-adds of the warp (augment_pixel, sample_bilinear_nearest), the host build
+  // need not, so a source coordinate may differ by ~u * side (6e-6 px at 100 px), which moves a
+  // sample by that times the neighbouring pixels' step (at most 1). A simulated worst case over these
+  // shapes was 7.3e-6; kWarpTol leaves 4x room, and a real defect (a half-pixel shift, a wrong
+  // border) is 1e-2 or more.
+  constexpr double kWarpTol = 3e-5;
   if (with_draws) {
-    EXPECT_LT(worst, 1e-5) << n << "x" << h << "x" << w;
+    EXPECT_LT(worst, kWarpTol) << n << "x" << h << "x" << w;
   } else {
     EXPECT_EQ(worst, 0.0);
   }
@@ -150,7 +156,7 @@ TEST(BatchStreamGpu, EventOrderedCopiesSurviveASlowComputeStream) {
       for (size_t p = 0; p < img; ++p) worst = std::max(worst, double(std::abs(want[p] - got[i * img + p])));
       ASSERT_EQ(labels[i], data.labels[size_t(rows[i])]) << "image " << i;
     }
-    EXPECT_LT(worst, 1e-5) << "epoch " << epoch;
+    EXPECT_LT(worst, 3e-5) << "epoch " << epoch;  // FMA contraction, as kWarpTol above
     const loaders::EpochStats st = stream.last_epoch_stats();
     EXPECT_EQ(st.batches, batches);
   }
