@@ -50,11 +50,10 @@ for t in "${targets[@]}"; do
     echo "fuzz_$t: FOUND PROBLEM INPUTS in $work/$t (log: $work/$t/log.txt)"
     grep -m5 -E 'ERROR|SUMMARY|runtime error|==[0-9]+==' "$work/$t/log.txt" || true
     status=1
-  fi
   # A failing exit without a problem input (a sanitizer report outside an input's run, a failed
   # artifact write, a killed process) must still say why: CI keeps nothing but this output. The
   # report lines come first, then the log's end (the mutation lines before it are noise).
-  if ! grep -q '^fuzz_[a-z]*: rc=0 ' "$work/$t/summary.txt"; then
+  elif ! grep -q '^fuzz_[a-z]*: rc=0 ' "$work/$t/summary.txt"; then
     echo "fuzz_$t: exit status not 0; the log's report lines and its last 40 lines other than progress:"
     grep -E 'ERROR|SUMMARY|runtime error|WARNING|==[0-9]+==|^ *#[0-9]+ 0x' "$work/$t/log.txt" | head -60 || true
     echo "---"

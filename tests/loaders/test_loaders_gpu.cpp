@@ -25,6 +25,13 @@
 namespace fer {
 namespace {
 
+// GPU against CPU augmentation (images_to_float with draws): nvcc fuses the multiply-adds of the
+// warp (augment_pixel, sample_bilinear_nearest), the host build need not, so a source coordinate
+// may differ by ~u * side (6e-6 px at 100 px), which moves a sample by that times the neighbouring
+// pixels' step (at most 1). A simulated worst case over these tests' shapes was 7.3e-6; 3e-5 leaves
+// 4x room, and a real defect (a half-pixel shift, a wrong border) is 1e-2 or more.
+constexpr double kWarpTol = 3e-5;
+
 #define SKIP_WITHOUT_DEVICE()                                              \
   do {                                                                     \
     std::string why;                                                       \
@@ -68,13 +75,7 @@ void gpu_vs_cpu(int n, int h, int w, const kernels::AugmentConfig& cfg, bool wit
   cudaFree(d_dst);
   double worst = 0;
   for (size_t i = 0; i < cpu.size(); ++i) worst = std::max(worst, double(std::abs(cpu[i] - gpu[i])));
-  // Same coefficients (formed in double, rounded once); only FMA contraction may differ: nvcc
-  // fuses the multiply-adds of the warp (augment_pixel, sample_bilinear_nearest), the host build
-  // need not, so a source coordinate may differ by ~u * side (6e-6 px at 100 px), which moves a
-  // sample by that times the neighbouring pixels' step (at most 1). A simulated worst case over these
-  // shapes was 7.3e-6; kWarpTol leaves 4x room, and a real defect (a half-pixel shift, a wrong
-  // border) is 1e-2 or more.
-  constexpr double kWarpTol = 3e-5;
+  // Same coefficients (formed in double, rounded once); only FMA contraction may differ (kWarpTol).
   if (with_draws) {
     EXPECT_LT(worst, kWarpTol) << n << "x" << h << "x" << w;
   } else {
@@ -156,7 +157,7 @@ TEST(BatchStreamGpu, EventOrderedCopiesSurviveASlowComputeStream) {
       for (size_t p = 0; p < img; ++p) worst = std::max(worst, double(std::abs(want[p] - got[i * img + p])));
       ASSERT_EQ(labels[i], data.labels[size_t(rows[i])]) << "image " << i;
     }
-    EXPECT_LT(worst, 3e-5) << "epoch " << epoch;  // FMA contraction, as kWarpTol above
+    EXPECT_LT(worst, kWarpTol) << "epoch " << epoch;
     const loaders::EpochStats st = stream.last_epoch_stats();
     EXPECT_EQ(st.batches, batches);
   }
