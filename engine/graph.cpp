@@ -23,6 +23,11 @@ std::string Shape::str() const {
 Graph::Graph(std::vector<std::unique_ptr<Layer>> layers, Shape input, int classes)
     : layers_(std::move(layers)), input_shape_(std::move(input)), classes_(classes) {
   if (layers_.empty()) throw UserError("the model has no layers");
+  if (layers_.size() >= kernels::kDropoutLayerStride) {
+    throw UserError("the model has " + std::to_string(layers_.size()) + " layers; at most " +
+                    std::to_string(kernels::kDropoutLayerStride - 1) +
+                    " are supported (each step's dropout streams are numbered by layer)");
+  }
   shapes_.push_back(input_shape_);
   layer_params_.resize(layers_.size());
   for (size_t i = 0; i < layers_.size(); ++i) {
@@ -169,7 +174,7 @@ void Graph::initialize(uint64_t seed) {
       case Init::glorot_uniform: {
         const double limit = std::sqrt(6.0 / double(p.spec.fan_in + p.spec.fan_out));
         for (int64_t j = 0; j < n; ++j) {
-          const float u = kernels::philox_uniform_at(seed, 0x1000 + stream, uint64_t(j));
+          const float u = kernels::philox_uniform_at(seed, kernels::init_stream_id(stream), uint64_t(j));
           dst[j] = float((2.0 * u - 1.0) * limit);
         }
         break;
@@ -217,7 +222,7 @@ LayerIO Graph::io_for(int i, int n, bool training, uint64_t step) const {
   io.saved = arena_->at<float>(nodes_[i].saved);
   io.workspace = arena_->at<void>(workspace_);
   io.seed = seed_;
-  io.stream_id = step * 4096 + uint64_t(i);
+  io.stream_id = kernels::dropout_stream_id(step, uint64_t(i));
   io.first_row = first_row_;
   io.step = step;
   io.math = math_type(precision_);

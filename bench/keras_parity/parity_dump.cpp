@@ -47,6 +47,7 @@
 #include "engine/graph.h"
 #include "engine/optimizer.h"
 #include "kernels/common/augment.h"
+#include "kernels/common/philox.h"
 #include "models/run_config.h"
 
 namespace {
@@ -180,7 +181,8 @@ int run_model(const Args& a) {
       int which = 0;
       for (int j = 0; j < i; ++j) which += std::string(graph->layer(j).type()) == "Dropout";
       if (size_t(which) >= rates.size()) throw ArgError("--dropout-rates lists too few rates");
-      backend->dropout_forward(count, rates[size_t(which)], graph->seed(), step * 4096 + uint64_t(i), 0,
+      backend->dropout_forward(count, rates[size_t(which)], graph->seed(),
+                               fer::kernels::dropout_stream_id(step, uint64_t(i)), 0,
                                dev_in, dev_out);
       mask.assign(size_t(count), 0.0f);
       backend->synchronize();

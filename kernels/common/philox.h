@@ -43,6 +43,24 @@ FER_HD float philox_uniform_at(uint64_t key, uint64_t stream_id, uint64_t i) {
   return philox_uniform(r.v[i & 3]);
 }
 
+// Stream families. Every random number of a run is drawn under key = the run's seed, so each family
+// owns a disjoint set of counters, told apart by the counter's last word (c3):
+//   dropout                (i/4, i>>34, stream, stream>>32) with stream = dropout_stream_id(step,
+//                          layer): c3 = step >> 20, i.e. 0 for the first 2^20 steps;
+//   initial weights        the same form with stream = init_stream_id(param): c3 = kInitStreamTag;
+//   augmentation draws     c3 = kAugmentStreamTag (kernels/common/augment.h);
+//   epoch permutations     c3 = kPermutationStreamTag (loaders/batch_stream.h).
+// Before the tag, initial weights used stream 0x1000 + param, which is dropout's stream of step 1
+// at layer = param: one dropout mask repeated the draws of an initial kernel (models 4, 7, 8).
+constexpr uint32_t kInitStreamTag = 0x494E4954u;  // "INIT"
+// Dropout stream ids are step * kDropoutLayerStride + layer, so a graph has fewer layers than this.
+constexpr uint64_t kDropoutLayerStride = 4096;
+
+// Stream of the param-th tensor of Graph::all_params() (counted over all tensors, trainable or not).
+FER_HD uint64_t init_stream_id(uint64_t param) { return (uint64_t(kInitStreamTag) << 32) | uint32_t(param); }
+// Stream of the dropout mask of layer `layer` at training step `step` (forward and backward alike).
+FER_HD uint64_t dropout_stream_id(uint64_t step, uint64_t layer) { return step * kDropoutLayerStride + layer; }
+
 // Dropout keeps element i when its uniform is >= rate; kept values are scaled by 1/(1-rate).
 FER_HD bool dropout_keep(uint64_t seed, uint64_t stream_id, uint64_t i, float rate) {
   return philox_uniform_at(seed, stream_id, i) >= rate;

@@ -33,10 +33,16 @@
 #include "models/run_config.h"
 #include "tests/common/temp_files.h"
 #include "tests/distributed/distributed_test_util.h"
+#include "tests/gpu/parity_check.h"
 
 namespace {
 
 using fer::distributed::Communicator;
+using fer::gputest::compare_tensors;
+using fer::gputest::gradient_failures;
+using fer::gputest::kFp32CosineMin;
+using fer::gputest::last_pooling_layer;
+using fer::gputest::TensorComparison;
 using fer::distributed::testing::numbered_config;
 using fer::distributed::testing::small_config;
 using fer::distributed::testing::write_random_csv;
@@ -158,6 +164,7 @@ void follow_one_process(const std::string& model, bool sync_batchnorm, int steps
     // Adam moments, so each step is compared from the same state and rounding differences do not
     // compound (free-running, Adam turns them into differences that grow about tenfold a step on
     // this random-label data: the file comment).
+    const std::vector<float> w_before = mine->download_params();
     if (step > 0) {
       one->upload_params(mine->download_params());
       one->upload_state(mine->download_state());
@@ -186,17 +193,46 @@ void follow_one_process(const std::string& model, bool sync_batchnorm, int steps
     EXPECT_EQ(m2.correct, m1.correct) << "step " << step;
     const std::vector<float> w1 = one->download_params(), w2 = mine->download_params();
     const std::vector<float> b1 = one->download_state(), b2 = mine->download_state();
-    const double d = max_abs_diff(w1, w2), dg = relative_l2(g2, g1), ds = b1.empty() ? 0.0 : relative_l2(b2, b1);
-    worst = std::max(worst, d);
-    worst_grad = std::max(worst_grad, dg);
-    EXPECT_LE(dg, kGradientTolerance) << "step " << step << ": averaged gradient vs one process's";
-    EXPECT_LE(d, weight_tolerance) << "step " << step << ": weights of 2 ranks vs one process";
+    const double ds = b1.empty() ? 0.0 : relative_l2(b2, b1);
+    // Gradients tensor by tensor, as the FP32 GPU parity rule (tests/gpu/parity_check.h): the
+    // ranks' BN and gradient sums round in another order, which can flip a near-tied max-pool
+    // window and reroute a gradient below the last pool (model5-v2: 5e-4 relative L2 there, 1e-7
+    // above it, at one initialisation of four tried). Such a tensor passes on cosine >= 0.999.
+    for (const std::string& f : gradient_failures(*mine, g2, g1, kGradientTolerance, true, kFp32CosineMin))
+      ADD_FAILURE() << "step " << step << ": averaged gradient vs one process's: " << f;
+    const int pool = last_pooling_layer(*mine);
+    for (const TensorComparison& c : compare_tensors(*mine, g2, g1, true))
+      if (c.layer >= pool && !c.floored) worst_grad = std::max(worst_grad, c.error);
+    // Weights: max |difference| within weight_tolerance, except below the last pool, where a
+    // rerouted gradient element changes sign and Adam's first update (lr * g / (|g| + 1e-7)) with
+    // it: there the two updates must point the same way (cosine >= 0.999).
+    for (const fer::ParamEntry& p : mine->all_params()) {
+      if (!p.spec.trainable) continue;
+      const size_t at = size_t(p.offset), n = size_t(p.spec.size());
+      double dmax = 0, u1u1 = 0, u2u2 = 0, u1u2 = 0;
+      for (size_t j = at; j < at + n; ++j) {
+        dmax = std::max(dmax, double(std::fabs(w1[j] - w2[j])));
+        const double u1 = double(w1[j]) - w_before[j], u2 = double(w2[j]) - w_before[j];
+        u1u1 += u1 * u1;
+        u2u2 += u2 * u2;
+        u1u2 += u1 * u2;
+      }
+      const std::string name = mine->layer(p.layer).name() + "/" + p.spec.name;
+      if (p.layer < pool && dmax > weight_tolerance) {
+        const double cosine = u1u2 / std::sqrt(std::max(u1u1 * u2u2, 1e-300));
+        EXPECT_GE(cosine, kFp32CosineMin) << "step " << step << ": update of " << name << " (below the last pool)";
+      } else {
+        EXPECT_LE(dmax, weight_tolerance) << "step " << step << ": weights of 2 ranks vs one process: " << name;
+        worst = std::max(worst, dmax);
+      }
+    }
     EXPECT_LE(ds, kStateTolerance) << "step " << step << ": BatchNormalization moving statistics";
     EXPECT_TRUE(rank0s(w2) == w2) << "step " << step << ": rank " << g_comm->rank() << " holds other weights than rank 0";
     EXPECT_TRUE(rank0s(b2) == b2) << "step " << step << ": rank " << g_comm->rank() << " holds other BN statistics";
   }
   if (g_comm->root()) {
-    std::printf("%s%s, 2 ranks%s vs 1 process, %d steps: gradient relative L2 <= %.3g, |weight difference| <= %.3g, "
+    std::printf("%s%s, 2 ranks%s vs 1 process, %d steps: gradient relative L2 (above the last pool) <= %.3g, "
+                "|weight difference| (where compared by it) <= %.3g, "
                 "BN statistics relative L2 <= %.3g\n",
                 model.c_str(), dropout ? " with its dropout" : "", sync_batchnorm ? " (synchronized BN)" : "", steps, worst_grad, worst, worst_state);
   }
@@ -225,9 +261,11 @@ TEST(DataParallel, Model4WithDropoutTwoRanksFollowOneProcessStepByStep) {
 // Without augmentation: with it, the first step's gradients of the layers below the pooling
 // differ by up to 2e-3 (relative L2), although two emulated identical ranks and the same run
 // without augmentation agree to 1e-5 (bench/results/2026-11-30-data-parallel.md). The likely
-// cause, not investigated further: augmented images have flat filled regions whose conv/BN outputs
-// make near-ties in max pooling, which rounding breaks either way, routing a gradient to another
-// pixel; a discontinuity of the model, not of the synchronisation this test is about.
+// cause: augmented images have flat filled regions whose conv/BN outputs make near-ties in max
+// pooling, which rounding breaks either way, routing a gradient to another pixel; a discontinuity
+// of the model, not of the synchronisation this test is about. Even without augmentation a
+// near-tie can flip (at the initialisation of the tagged init stream: 5e-4 below the last pool,
+// 2e-7 above it), so tensors below the last pool are held to the FP32 parity rule (cosine).
 TEST(DataParallel, Model5v2WithSyncBatchNormFollowsOneProcessStepByStep) {
   REQUIRE_TWO_RANKS();
   follow_one_process("model5-v2", true, 3, false, 5e-5);

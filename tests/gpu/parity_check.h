@@ -21,8 +21,8 @@
 // activations by ~1e-3 relative, enough to flip the winner of some 2x2 max-pool windows, and a flip
 // reroutes a gradient to another pixel. The gradients below the last pooling layer then differ by
 // a few percent in L2 while pointing the same way: they are compared by cosine similarity
-// (>= kTf32CosineMin, which admits a relative L2 difference up to ~14%: 1 - cos ~ d^2/2), the
-// layers above it (nothing reroutes there) by relative L2 as before.
+// (>= kTf32CosineMin; 1 - cos ~ d^2/2 for a relative L2 difference d), the layers above it
+// (nothing reroutes there) by relative L2 as before.
 //
 // The same happens in FP32, rarely: two FP32 backends sum a convolution in different orders, so
 // their outputs differ by ~1e-6 of the output's spread, and a 2x2 window whose two largest values
@@ -31,7 +31,8 @@
 // gradient below it by ~1e-3 relative or more, 10x kModelFp32Tol. parity_check_test.cpp's Fp32Rule
 // measures it on the CPU: a 1e-6 relative input perturbation (about what summation order does)
 // flipped nothing in model5-v2 or model8 at its seed (worst 1.8e-5); 1e-5 flipped some, giving
-// 1.3e-3 (model5-v2) and 2.1e-2 (model8, 1 - cos 2.3e-4). So the FP32 step passes a tensor below the
+// 1.3e-3 (model5-v2) and 2.1e-2 (model8, 1 - cos 2.3e-4); model5-v2 at the initialisation of the
+// tagged init stream (philox.h) 7.8e-3, 1 - cos 3e-5. So the FP32 step passes a tensor below the
 // last pool when it meets the tolerance OR has cosine >= kFp32CosineMin; a real defect there (a
 // wrong tap, a lost row or channel: one channel of 64 wrong is ~12% relative L2, 1 - cos ~7e-3)
 // stays far below it.
@@ -46,8 +47,21 @@ namespace fer::gputest {
 
 constexpr double kFloorRatio = 1e-4;
 constexpr double kFloorScale = 0.1;
-constexpr double kTf32CosineMin = 0.99;
 constexpr double kFp32CosineMin = 0.999;  // admits ~4.5% relative L2: flips, not a defect
+
+// One training step of a whole model, GPU against the CPU (model_parity_test.cpp). FP32: each op
+// agrees to < 1e-5, a whole model to 1e-4. TF32 and bf16 were calibrated on the CPU by the
+// Tf32Rule/Bf16Rule tests of parity_check_test.cpp: model5-v2 (the most sensitive network: its
+// first BatchNormalization divides a map of variance ~0.002 by sqrt(0.002 + 1e-3)) with its input
+// perturbed by the format's relative rounding (TF32 1e-3, bf16 4e-3), over 12 initialisations
+// (seeds 1-11 and 1234). Worst above the last pool, relative L2: 0.057 (TF32) and 0.134 (bf16);
+// worst below it, 1 - cos: 0.011 and 0.046. Each bound is 2-3x that. (Bounds set from one
+// initialisation, 3e-2 and cosine 0.99, were exceeded by 2 of the 12.)
+constexpr double kModelFp32Tol = 1e-4;
+constexpr double kModelTf32Tol = 0.1;
+constexpr double kTf32CosineMin = 0.97;  // 1 - cos 0.03: admits ~25% relative L2
+constexpr double kModelBf16Tol = 0.25;
+constexpr double kBf16CosineMin = 0.9;   // 1 - cos 0.1
 
 // FP32's unit roundoff, 2^-24.
 constexpr double kFp32UnitRoundoff = 5.9604644775390625e-8;
@@ -120,8 +134,8 @@ inline int last_pooling_layer(const Graph& g) {
 
 // The failures (empty when none) of a one-step comparison of trainable gradients: floored relative
 // L2 below `tol` for every tensor, except that with cosine_below_pool a tensor of a layer below
-// the last pooling layer also passes with cosine similarity >= cosine_min (kTf32CosineMin for
-// TF32 and bf16, kFp32CosineMin for FP32; see above). Tensors are named "<layer>/<tensor>".
+// the last pooling layer also passes with cosine similarity >= cosine_min (kTf32CosineMin,
+// kBf16CosineMin, kFp32CosineMin; see above). Tensors are named "<layer>/<tensor>".
 inline std::vector<std::string> gradient_failures(const Graph& g, const std::vector<float>& got,
                                                   const std::vector<float>& want, double tol,
                                                   bool cosine_below_pool, double cosine_min = kTf32CosineMin) {

@@ -29,17 +29,15 @@ namespace fer::gputest {
 namespace {
 
 constexpr int kBatch = 8;
-constexpr double kModelFp32Tol = 1e-4;  // model_parity_test.cpp's
-constexpr double kModelTf32Tol = 3e-2;
 
-std::unique_ptr<Graph> cpu_graph_without_dropout(const std::string& config) {
+std::unique_ptr<Graph> cpu_graph_without_dropout(const std::string& config, uint64_t init_seed = 1234) {
   std::ifstream in(std::string(FER_SOURCE_DIR) + "/configs/" + config);
   std::stringstream text;
   text << in.rdbuf();
   const std::string no_dropout = std::regex_replace(text.str(), std::regex(R"((\n)rate = [0-9.]+)"), "$1rate = 0.0");  // not learning_rate
   auto g = models::build_graph(models::parse_run_config(no_dropout, config));
   g->plan(make_cpu_backend(), kBatch);
-  g->initialize(1234);
+  g->initialize(init_seed);
   return g;
 }
 
@@ -127,19 +125,37 @@ TEST_P(BiasBeforeBatchNorm, RelativeErrorFailsOnNoiseFlooredErrorHolds) {
 INSTANTIATE_TEST_SUITE_P(Models, BiasBeforeBatchNorm, ::testing::Values("model7.toml", "model8.toml"),
                          [](const auto& info) { return std::string(info.param).substr(0, 6); });
 
+// The TF32 and bf16 bounds of parity_check.h hold for a perturbation of the format's size on
+// model5-v2 at several initialisations: the default one, and those with the worst relative L2
+// above the last pool (5) and the worst 1 - cos below it (11) among seeds 1-11 and 1234.
+void perturbation_passes(double noise, double tol, double cosine_min, const char* format) {
+  for (const uint64_t init_seed : {uint64_t(1234), uint64_t(1), uint64_t(5), uint64_t(11)}) {
+    auto g = cpu_graph_without_dropout("model5-v2.toml", init_seed);
+    const Batch b = random_batch(*g, 31);
+    const auto [loss_a, grads_a] = step(*g, b);
+    const auto [loss_b, grads_b] = step(*g, b, noise);
+    EXPECT_NEAR(loss_b, loss_a, tol * std::fabs(loss_a)) << format << " init seed " << init_seed;
+    const int pool = last_pooling_layer(*g);
+    ASSERT_GE(pool, 1);
+    const auto failures = gradient_failures(*g, grads_b, grads_a, tol, /*cosine_below_pool=*/true, cosine_min);
+    EXPECT_TRUE(failures.empty()) << format << " init seed " << init_seed << ": " << failures.front();
+    double worst_above = 0, worst_gap_below = 0;
+    for (const auto& c : compare_tensors(*g, grads_b, grads_a, true)) {
+      if (c.layer >= pool) worst_above = std::max(worst_above, c.error);
+      else worst_gap_below = std::max(worst_gap_below, 1 - c.cosine);
+    }
+    std::cout << "[          ] " << format << ", model5-v2 init seed " << init_seed << ", input x(1 +- " << noise
+              << "): above the last pool worst relative L2 " << worst_above << ", below it worst 1 - cos "
+              << worst_gap_below << "\n";
+  }
+}
+
 TEST(Tf32Rule, PerturbedInputKeepsCosineBelowPoolAndErrorAbove) {
-  auto g = cpu_graph_without_dropout("model5-v2.toml");
-  const Batch b = random_batch(*g, 31);
-  const auto [loss_a, grads_a] = step(*g, b);
-  const auto [loss_b, grads_b] = step(*g, b, 1e-3);
-  EXPECT_NEAR(loss_b, loss_a, kModelTf32Tol * std::fabs(loss_a));
-  ASSERT_GE(last_pooling_layer(*g), 1);
-  const auto failures = gradient_failures(*g, grads_b, grads_a, kModelTf32Tol, /*cosine_below_pool=*/true);
-  EXPECT_TRUE(failures.empty()) << failures.front();
-  double worst_below = 0;
-  for (const auto& c : compare_tensors(*g, grads_b, grads_a, true))
-    if (c.layer < last_pooling_layer(*g)) worst_below = std::max(worst_below, c.error);
-  std::cout << "[          ] model5-v2, input x(1 +- 1e-3): worst relative L2 below the last pool " << worst_below << "\n";
+  perturbation_passes(1e-3, kModelTf32Tol, kTf32CosineMin, "tf32");
+}
+
+TEST(Bf16Rule, PerturbedInputKeepsCosineBelowPoolAndErrorAbove) {
+  perturbation_passes(4e-3, kModelBf16Tol, kBf16CosineMin, "bf16");
 }
 
 TEST(Tf32Rule, ADifferentGradientStillFails) {
