@@ -87,7 +87,8 @@ class Graph {
   size_t arena_bytes() const { return arena_ ? arena_->total_bytes() : 0; }
 
   // Keras initialisation (glorot_uniform kernels, zero biases, BN gamma 1, moving variance 1),
-  // from a Philox stream keyed by seed: the same seed gives the same weights everywhere.
+  // from Philox keyed by seed, tensor k of all_params() on stream init_stream_id(k)
+  // (kernels/common/philox.h; apart from dropout's): the same seed gives the same weights everywhere.
   void initialize(uint64_t seed);
 
   // ---- input buffers (backend memory) ----

@@ -39,8 +39,6 @@ namespace {
 
 using fer::distributed::Communicator;
 using fer::gputest::compare_tensors;
-using fer::gputest::gradient_failures;
-using fer::gputest::kFp32CosineMin;
 using fer::gputest::last_pooling_layer;
 using fer::gputest::TensorComparison;
 using fer::distributed::testing::numbered_config;
@@ -75,6 +73,13 @@ constexpr double kLossTolerance = 1e-5;
 constexpr double kGradientTolerance = 2e-5;
 constexpr double kFreeRunningWeightTolerance = 1e-4;
 constexpr double kStateTolerance = 1e-6;
+// A max-pool flip below the last pool (follow_one_process's pool_flips), measured on model5-v2:
+// gradients 1 - cos 2.3e-7, Adam's first update 8.5e-5 (about one element of the second
+// convolution's 18,432-element kernel changed sign: one flip moves it by ~2/18,432). 40x and 12x
+// room; a defect that moves a whole tensor (a lost scale, another rank's rows) fails either.
+constexpr double kFlipGradientCosineGap = 1e-5;
+constexpr double kFlipUpdateCosineGap = 1e-3;
+constexpr double kFlipNormRatio = 1e-3;
 
 #define REQUIRE_TWO_RANKS()                                                                           \
   do {                                                                                                \
@@ -122,8 +127,11 @@ int feed(fer::Graph& g, fer::loaders::BatchStream& s) {
 // sync_batchnorm: the ranks synchronise BatchNormalization, the one process does not need to.
 // augment: the config's augmentation (else none). dropout: the config's Dropout rates (else 0);
 // each rank draws its rows' masks where one process draws them (Graph::set_first_row).
+// pool_flips: the model may flip a near-tied max-pool window under the ranks' summation order;
+// tensors below its last pooling layer are then compared by direction and norm (see the model5-v2
+// test), every other tensor and every other model element by element.
 void follow_one_process(const std::string& model, bool sync_batchnorm, int steps, bool augment,
-                        double weight_tolerance, bool dropout = false) {
+                        double weight_tolerance, bool dropout = false, bool pool_flips = false) {
   TempDir dir("fer_dp");
   const std::string csv = dir / "data.csv";
   write_random_csv(csv, 256, 64);
@@ -158,7 +166,7 @@ void follow_one_process(const std::string& model, bool sync_batchnorm, int steps
   fer::loaders::BatchStream s_one(data, data.train_rows, so, backend.get());
   fer::loaders::BatchStream s_mine(data, data.train_rows, so_mine, backend.get());
 
-  double worst = 0, worst_grad = 0, worst_state = 0;
+  double worst = 0, worst_grad = 0, worst_state = 0, max_gradient_gap = 0, max_update_gap = 0;
   for (uint64_t step = 0; step < uint64_t(steps); ++step) {
     // Every step starts the one-process reference from the ranks' weights, BN statistics and
     // Adam moments, so each step is compared from the same state and rounding differences do not
@@ -194,18 +202,31 @@ void follow_one_process(const std::string& model, bool sync_batchnorm, int steps
     const std::vector<float> w1 = one->download_params(), w2 = mine->download_params();
     const std::vector<float> b1 = one->download_state(), b2 = mine->download_state();
     const double ds = b1.empty() ? 0.0 : relative_l2(b2, b1);
-    // Gradients tensor by tensor, as the FP32 GPU parity rule (tests/gpu/parity_check.h): the
-    // ranks' BN and gradient sums round in another order, which can flip a near-tied max-pool
-    // window and reroute a gradient below the last pool (model5-v2: 5e-4 relative L2 there, 1e-7
-    // above it, at one initialisation of four tried). Such a tensor passes on cosine >= 0.999.
-    for (const std::string& f : gradient_failures(*mine, g2, g1, kGradientTolerance, true, kFp32CosineMin))
-      ADD_FAILURE() << "step " << step << ": averaged gradient vs one process's: " << f;
-    const int pool = last_pooling_layer(*mine);
-    for (const TensorComparison& c : compare_tensors(*mine, g2, g1, true))
-      if (c.layer >= pool && !c.floored) worst_grad = std::max(worst_grad, c.error);
-    // Weights: max |difference| within weight_tolerance, except below the last pool, where a
-    // rerouted gradient element changes sign and Adam's first update (lr * g / (|g| + 1e-7)) with
-    // it: there the two updates must point the same way (cosine >= 0.999).
+    worst_state = std::max(worst_state, ds);
+    // Gradients: relative L2 over the whole gradient. With pool_flips, a tensor below the last
+    // pool is left out of that and judged alone: within kGradientTolerance, or else pointing the
+    // same way (1 - cos below kFlipGradientCosineGap) with the same norm (within kFlipNormRatio):
+    // a flipped window reroutes a few elements, where a real defect (a lost scale, a wrong rank's
+    // rows) moves the whole tensor. Tensors whose gradient is rounding noise (tests/gpu/
+    // parity_check.h's floored ones: biases feeding BatchNormalization) stay in the whole.
+    const int pool = pool_flips ? last_pooling_layer(*mine) : -1;
+    double diff2 = 0, want2 = 0;
+    for (const TensorComparison& c : compare_tensors(*mine, g2, g1, true)) {
+      if (!(c.layer < pool && !c.floored)) {
+        diff2 += c.diff_norm * c.diff_norm;
+        want2 += c.want_norm * c.want_norm;
+      } else if (c.error > kGradientTolerance) {
+        EXPECT_LT(1 - c.cosine, kFlipGradientCosineGap) << "step " << step << ": " << c.name << " (below the last pool)";
+        EXPECT_NEAR(c.got_norm / c.want_norm, 1.0, kFlipNormRatio) << "step " << step << ": norm of " << c.name;
+        max_gradient_gap = std::max(max_gradient_gap, 1 - c.cosine);
+      }
+    }
+    const double dg = std::sqrt(diff2 / std::max(want2, 1e-300));
+    worst_grad = std::max(worst_grad, dg);
+    EXPECT_LE(dg, kGradientTolerance) << "step " << step << ": averaged gradient vs one process's";
+    // Weights: max |difference| within weight_tolerance, except (pool_flips) below the last pool
+    // where a rerouted gradient element can change sign, and Adam's first update
+    // (lr * g / (|g| + 1e-7)) with it: there the two updates must point the same way.
     for (const fer::ParamEntry& p : mine->all_params()) {
       if (!p.spec.trainable) continue;
       const size_t at = size_t(p.offset), n = size_t(p.spec.size());
@@ -219,8 +240,9 @@ void follow_one_process(const std::string& model, bool sync_batchnorm, int steps
       }
       const std::string name = mine->layer(p.layer).name() + "/" + p.spec.name;
       if (p.layer < pool && dmax > weight_tolerance) {
-        const double cosine = u1u2 / std::sqrt(std::max(u1u1 * u2u2, 1e-300));
-        EXPECT_GE(cosine, kFp32CosineMin) << "step " << step << ": update of " << name << " (below the last pool)";
+        const double gap = 1 - u1u2 / std::sqrt(std::max(u1u1 * u2u2, 1e-300));
+        EXPECT_LT(gap, kFlipUpdateCosineGap) << "step " << step << ": update of " << name << " (below the last pool)";
+        max_update_gap = std::max(max_update_gap, gap);
       } else {
         EXPECT_LE(dmax, weight_tolerance) << "step " << step << ": weights of 2 ranks vs one process: " << name;
         worst = std::max(worst, dmax);
@@ -231,10 +253,10 @@ void follow_one_process(const std::string& model, bool sync_batchnorm, int steps
     EXPECT_TRUE(rank0s(b2) == b2) << "step " << step << ": rank " << g_comm->rank() << " holds other BN statistics";
   }
   if (g_comm->root()) {
-    std::printf("%s%s, 2 ranks%s vs 1 process, %d steps: gradient relative L2 (above the last pool) <= %.3g, "
-                "|weight difference| (where compared by it) <= %.3g, "
-                "BN statistics relative L2 <= %.3g\n",
-                model.c_str(), dropout ? " with its dropout" : "", sync_batchnorm ? " (synchronized BN)" : "", steps, worst_grad, worst, worst_state);
+    std::printf("%s%s, 2 ranks%s vs 1 process, %d steps: gradient relative L2 <= %.3g, |weight difference| <= %.3g, "
+                "BN statistics relative L2 <= %.3g; below a flipped pool window: gradient 1 - cos <= %.3g, update 1 - cos <= %.3g\n",
+                model.c_str(), dropout ? " with its dropout" : "", sync_batchnorm ? " (synchronized BN)" : "", steps,
+                worst_grad, worst, worst_state, max_gradient_gap, max_update_gap);
   }
 }
 
@@ -256,19 +278,21 @@ TEST(DataParallel, Model4WithDropoutTwoRanksFollowOneProcessStepByStep) {
 // model5-v2: BatchNormalization after its first two convolutions, synchronized over the ranks.
 // Weights to 5e-5 (5 % of the learning rate): Adam's first update is lr g / (|g| + 1e-7), and the
 // convolution biases feeding BatchNormalization have gradients that nearly cancel (about 1e-8),
-// where a rounding-level change of g moves the update by a few percent of lr (measured 1.4e-5;
-// the gradients themselves agree to 1e-6).
+// where a rounding-level change of g moves the update by a few percent of lr (measured 1.4e-5 at
+// the old initialisation, 3.2e-5 at the tagged init stream's; the gradients above the last pool
+// agree to 2.4e-7).
 // Without augmentation: with it, the first step's gradients of the layers below the pooling
 // differ by up to 2e-3 (relative L2), although two emulated identical ranks and the same run
 // without augmentation agree to 1e-5 (bench/results/2026-11-30-data-parallel.md). The likely
 // cause: augmented images have flat filled regions whose conv/BN outputs make near-ties in max
 // pooling, which rounding breaks either way, routing a gradient to another pixel; a discontinuity
 // of the model, not of the synchronisation this test is about. Even without augmentation a
-// near-tie can flip (at the initialisation of the tagged init stream: 5e-4 below the last pool,
-// 2e-7 above it), so tensors below the last pool are held to the FP32 parity rule (cosine).
+// near-tie can flip (at the initialisation of the tagged init stream: 5e-4 relative L2 below the
+// last pool, 2e-7 above it), so tensors below the last pool are compared by direction and norm
+// (pool_flips).
 TEST(DataParallel, Model5v2WithSyncBatchNormFollowsOneProcessStepByStep) {
   REQUIRE_TWO_RANKS();
-  follow_one_process("model5-v2", true, 3, false, 5e-5);
+  follow_one_process("model5-v2", true, 3, false, 5e-5, false, /*pool_flips=*/true);
 }
 
 // The gradient all-reduce overlapped with backward (buckets of 2^16 floats, MPI_Iallreduce started

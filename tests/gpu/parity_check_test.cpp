@@ -128,13 +128,13 @@ INSTANTIATE_TEST_SUITE_P(Models, BiasBeforeBatchNorm, ::testing::Values("model7.
 // The TF32 and bf16 bounds of parity_check.h hold for a perturbation of the format's size on
 // model5-v2 at several initialisations: the default one, and those with the worst relative L2
 // above the last pool (5) and the worst 1 - cos below it (11) among seeds 1-11 and 1234.
-void perturbation_passes(double noise, double tol, double cosine_min, const char* format) {
+void perturbation_passes(double noise, double tol, double loss_tol, double cosine_min, const char* format) {
   for (const uint64_t init_seed : {uint64_t(1234), uint64_t(1), uint64_t(5), uint64_t(11)}) {
     auto g = cpu_graph_without_dropout("model5-v2.toml", init_seed);
     const Batch b = random_batch(*g, 31);
     const auto [loss_a, grads_a] = step(*g, b);
     const auto [loss_b, grads_b] = step(*g, b, noise);
-    EXPECT_NEAR(loss_b, loss_a, tol * std::fabs(loss_a)) << format << " init seed " << init_seed;
+    EXPECT_NEAR(loss_b, loss_a, loss_tol * std::fabs(loss_a)) << format << " init seed " << init_seed;
     const int pool = last_pooling_layer(*g);
     ASSERT_GE(pool, 1);
     const auto failures = gradient_failures(*g, grads_b, grads_a, tol, /*cosine_below_pool=*/true, cosine_min);
@@ -146,16 +146,16 @@ void perturbation_passes(double noise, double tol, double cosine_min, const char
     }
     std::cout << "[          ] " << format << ", model5-v2 init seed " << init_seed << ", input x(1 +- " << noise
               << "): above the last pool worst relative L2 " << worst_above << ", below it worst 1 - cos "
-              << worst_gap_below << "\n";
+              << worst_gap_below << ", loss " << std::fabs(loss_b - loss_a) / std::fabs(loss_a) << "\n";
   }
 }
 
 TEST(Tf32Rule, PerturbedInputKeepsCosineBelowPoolAndErrorAbove) {
-  perturbation_passes(1e-3, kModelTf32Tol, kTf32CosineMin, "tf32");
+  perturbation_passes(1e-3, kModelTf32Tol, kModelTf32LossTol, kTf32CosineMin, "tf32");
 }
 
 TEST(Bf16Rule, PerturbedInputKeepsCosineBelowPoolAndErrorAbove) {
-  perturbation_passes(4e-3, kModelBf16Tol, kBf16CosineMin, "bf16");
+  perturbation_passes(4e-3, kModelBf16Tol, kModelBf16LossTol, kBf16CosineMin, "bf16");
 }
 
 TEST(Tf32Rule, ADifferentGradientStillFails) {
@@ -171,10 +171,11 @@ TEST(Tf32Rule, ADifferentGradientStillFails) {
 }
 
 // FP32's own pool flips (parity_check.h): a 1e-5 relative perturbation of the input, ten times what
-// two FP32 backends' summation orders do (1e-6 flipped nothing here at this seed), leaves the loss
-// unchanged to ~1e-5 but flips some max-pool winners, so a kernel gradient below the last pool
-// misses kModelFp32Tol; the FP32 rule (tolerance or cosine >= kFp32CosineMin below the pool) still
-// passes. Measured on model5-v2: worst relative L2 1.3e-3 below the pool, 1 - cos 7.6e-7.
+// two FP32 backends' summation orders do (1e-6 flipped nothing here at the old initialisation),
+// leaves the loss unchanged to ~1e-5 but flips some max-pool winners, so a kernel gradient below
+// the last pool misses kModelFp32Tol; the FP32 rule (tolerance or cosine >= kFp32CosineMin below
+// the pool) still passes. Measured on model5-v2: worst relative L2 below the pool 1.3e-3,
+// 1 - cos 7.6e-7 at the old initialisation; 7.8e-3, 3e-5 at the tagged init stream's (philox.h).
 // (model8 is left out: at 1e-5 even its dense kernel gradient, above every pool, moved by 1.7%,
 // ReLU and small-variance BN channels amplifying the perturbation, so 1e-5 is outside what FP32
 // rounding does there; at 1e-6 all its tensors stayed within 1.8e-5.)

@@ -98,6 +98,16 @@ TEST(ConfigErrors, OutputUnitsMustMatchClasses) {
   EXPECT_NE(msg.find("bad.toml:11:"), std::string::npos) << msg;
 }
 
+// Dropout streams are numbered step * 4096 + layer (kernels/common/philox.h), so a model with
+// 4,096 or more layers would draw the next step's masks: refused when the config is read.
+TEST(ConfigErrors, TooManyLayersForTheDropoutStreams) {
+  std::string body;
+  for (int i = 0; i < 4094; ++i) body += "\n[[layers]]\ntype = \"Activation\"\nactivation = \"relu\"\n";
+  const std::string msg = error_of(layers(body) + kTail);  // 4,096 layers
+  EXPECT_NE(msg.find("the model has 4096 layers; at most 4095 are supported"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("bad.toml"), std::string::npos) << msg;
+}
+
 TEST(ConfigErrors, LastLayerMustBeSoftmax) {
   const std::string msg = error_of(layers("\n[[layers]]\ntype = \"Flatten\"\n\n[[layers]]\ntype = \"Dense\"\nunits = 6\n"));
   EXPECT_NE(msg.find("must end in a softmax"), std::string::npos) << msg;
