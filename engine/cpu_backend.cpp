@@ -26,8 +26,11 @@ class CpuBackend final : public Backend {
     using kernels::cpu::ConvImpl;
     const bool onednn = kernels::cpu::conv_onednn_compiled() &&
                         kernels::cpu::conv_impl() != ConvImpl::im2col;
+    // A bf16 run on the slow rounding path says so: its speed is not a bf16 figure.
+    const bool emulated = kernels::cpu::bf16_impl() == kernels::cpu::Bf16Impl::emulated;
     return "cpu (" + std::to_string(omp_get_max_threads()) + " OpenMP threads, " +
-           (onednn ? "oneDNN convolutions, " : "im2col convolutions, ") + "OpenBLAS GEMMs)";
+           (onednn ? "oneDNN convolutions, " : "im2col convolutions, ") + "OpenBLAS GEMMs" +
+           (emulated ? "; bf16 emulated in FP32 kernels (FER_CPU_BF16=emulate)" : "") + ")";
   }
 
   // bf16 needs bf16 instructions (AVX512-BF16 or AMX-BF16) and oneDNN; FER_CPU_BF16=emulate

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <string>
 
+#include "engine/backend.h"
 #include "engine/error.h"
 #include "engine/graph.h"
 #include "engine/training/checkpoint.h"
@@ -36,6 +37,19 @@ class Bf16Runs : public ::testing::Test {
  private:
   Bf16Impl saved_ = Bf16Impl::automatic;
 };
+
+// The emulated bf16 path (FER_CPU_BF16=emulate) runs the FP32 kernels on rounded copies: the
+// device line every run prints says so, so its timings are not taken for bf16 ones.
+TEST(PrecisionDevice, EmulatedBf16IsNamedInTheDeviceLine) {
+  const Bf16Impl saved = fer::kernels::cpu::bf16_impl();
+  fer::kernels::cpu::set_bf16_impl(Bf16Impl::automatic);
+  const std::string automatic = fer::make_cpu_backend()->description();
+  fer::kernels::cpu::set_bf16_impl(Bf16Impl::emulated);
+  const std::string emulated = fer::make_cpu_backend()->description();
+  fer::kernels::cpu::set_bf16_impl(saved);
+  EXPECT_EQ(automatic.find("emulated"), std::string::npos) << automatic;
+  EXPECT_NE(emulated.find("bf16 emulated in FP32 kernels (FER_CPU_BF16=emulate)"), std::string::npos) << emulated;
+}
 
 TEST(PrecisionConfig, ParsesTheKeyAndRejectsOtherValuesNamingIt) {
   TempDir dir;
