@@ -199,6 +199,40 @@ def cmd_table(args):
             left = count_left(d["runs"], key, threshold, n_ep)
             print("\nleft the prior by epoch, by %s (%s > %.4f): " % (what, key, threshold) +
                   ", ".join("%d: %d/%d" % (e + 1, left[e], n) for e in range(n_ep)))
+    if len(args.files) == 2:
+        compare_two(args.files)
+
+
+def compare_two(paths):
+    """Fisher's exact test (two-sided) on each 'left the prior' count of two tables, and the
+    Mann-Whitney U test (two-sided) on the last epoch's accuracies: is either framework's rate
+    different? Needs scipy."""
+    try:
+        from scipy.stats import fisher_exact, mannwhitneyu
+    except ImportError:
+        print("\n(scipy missing: no tests of the difference)")
+        return
+    ds = [json.load(open(p)) for p in paths]
+    names = [d["framework"] for d in ds]
+    n_ep = min(max(len(r["epochs"]) for r in d["runs"]) for d in ds)
+    print("\n%s vs %s (Fisher's exact test, two-sided, on the counts above):" % tuple(names))
+    for what, key in (("validation", "val_accuracy"), ("training", "accuracy")):
+        cells = []
+        for e in range(n_ep):
+            counts = []
+            for d in ds:
+                prior = d["prior"] if key == "val_accuracy" else (d.get("train_prior") or train_prior_share(d["data"]))
+                left = count_left(d["runs"], key, prior + 0.02, n_ep)[e]
+                counts.append((left, len(d["runs"]) - left))
+            p = fisher_exact(counts)[1]
+            cells.append("epoch %d: %d/%d vs %d/%d, p = %.3f" % (e + 1, counts[0][0], sum(counts[0]),
+                                                                 counts[1][0], sum(counts[1]), p))
+        print("- by %s: %s" % (what, "; ".join(cells)))
+    for key in ("accuracy", "val_accuracy"):
+        xs = [[r["epochs"][n_ep - 1][key] for r in d["runs"] if len(r["epochs"]) >= n_ep] for d in ds]
+        med = [sorted(x)[len(x) // 2] for x in xs]
+        p = mannwhitneyu(xs[0], xs[1], alternative="two-sided").pvalue
+        print("- epoch %d %s, Mann-Whitney U (two-sided): medians %.4f vs %.4f, p = %.3f" % (n_ep, key, med[0], med[1], p))
 
 
 def main():
