@@ -177,11 +177,20 @@ def count_left(runs, key, threshold, n_ep):
     return [sum(1 for r in runs if any(x[key] > threshold for x in r["epochs"][:e + 1])) for e in range(n_ep)]
 
 
+def thresholds(d):
+    """'Left the prior' thresholds of a table: majority share + 0.02, for val_accuracy (validation
+    rows) and accuracy (training rows; read from the CSV once when the table does not record it)."""
+    return {"val_accuracy": d["prior"] + 0.02,
+            "accuracy": (d.get("train_prior") or train_prior_share(d["data"])) + 0.02}
+
+
 def cmd_table(args):
+    tables = []
     for path in args.files:
         d = json.load(open(path))
+        d["thresholds"] = thresholds(d)
+        tables.append(d)
         prior = d["prior"]
-        train_prior = d.get("train_prior") or train_prior_share(d["data"])
         label = d["framework"] + (" (%s ImageDataGenerator)" % d["idg"] if "idg" in d else "")
         print("\n%s, %s, data %s; prior share %.4f, 'left' = val_accuracy > %.4f\n" % (label, d["config"], d["data"], prior, prior + 0.02))
         n_ep = max(len(r["epochs"]) for r in d["runs"])
@@ -194,36 +203,32 @@ def cmd_table(args):
                 cells.append("%.4f / %s%.4f%s" % (e["accuracy"], "**" if ok else "", e["val_accuracy"], "**" if ok else ""))
             print("| %d | %s |" % (r["seed"], " | ".join(cells)))
         n = len(d["runs"])
-        for what, key, threshold in (("validation", "val_accuracy", prior + 0.02),
-                                     ("training", "accuracy", train_prior + 0.02)):
+        for what, key in (("validation", "val_accuracy"), ("training", "accuracy")):
+            threshold = d["thresholds"][key]
             left = count_left(d["runs"], key, threshold, n_ep)
             print("\nleft the prior by epoch, by %s (%s > %.4f): " % (what, key, threshold) +
                   ", ".join("%d: %d/%d" % (e + 1, left[e], n) for e in range(n_ep)))
-    if len(args.files) == 2:
-        compare_two(args.files)
+    if len(tables) == 2:
+        compare_two(tables)
 
 
-def compare_two(paths):
-    """Fisher's exact test (two-sided) on each 'left the prior' count of two tables, and the
-    Mann-Whitney U test (two-sided) on the last epoch's accuracies: is either framework's rate
-    different? Needs scipy."""
+def compare_two(ds):
+    """Fisher's exact test (two-sided) on each 'left the prior' count of two tables (as cmd_table
+    loaded them, with their thresholds), and the Mann-Whitney U test (two-sided) on the last
+    epoch's accuracies: is either framework's rate different? Needs scipy."""
     try:
         from scipy.stats import fisher_exact, mannwhitneyu
     except ImportError:
         print("\n(scipy missing: no tests of the difference)")
         return
-    ds = [json.load(open(p)) for p in paths]
     names = [d["framework"] for d in ds]
     n_ep = min(max(len(r["epochs"]) for r in d["runs"]) for d in ds)
     print("\n%s vs %s (Fisher's exact test, two-sided, on the counts above):" % tuple(names))
     for what, key in (("validation", "val_accuracy"), ("training", "accuracy")):
+        lefts = [count_left(d["runs"], key, d["thresholds"][key], n_ep) for d in ds]
         cells = []
         for e in range(n_ep):
-            counts = []
-            for d in ds:
-                prior = d["prior"] if key == "val_accuracy" else (d.get("train_prior") or train_prior_share(d["data"]))
-                left = count_left(d["runs"], key, prior + 0.02, n_ep)[e]
-                counts.append((left, len(d["runs"]) - left))
+            counts = [(left[e], len(d["runs"]) - left[e]) for left, d in zip(lefts, ds)]
             p = fisher_exact(counts)[1]
             cells.append("epoch %d: %d/%d vs %d/%d, p = %.3f" % (e + 1, counts[0][0], sum(counts[0]),
                                                                  counts[1][0], sum(counts[1]), p))
